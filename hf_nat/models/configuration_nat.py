@@ -1,0 +1,54 @@
+"""Configuration shared by every hf_nat family: the encoder/decoder shape and the special tokens."""
+
+from transformers import PretrainedConfig
+
+
+class NATConfig(PretrainedConfig):
+    """Base configuration of a non-autoregressive encoder-decoder.
+
+    Family configurations subclass it and add only their own fields. The special-token ids default
+    to the layout of :func:`hf_nat.data.train_joint_tokenizer` (pad 0, bos 1, eos 2, unk 3, mask 4,
+    placeholder 5, blank 6). ``max_position_embeddings`` bounds both the source and the target.
+    """
+
+    model_type = "nat"
+    keys_to_ignore_at_inference = ["encoder_last_hidden_state"]
+    attribute_map = {
+        "hidden_size": "d_model",
+        "num_attention_heads": "encoder_attention_heads",
+        "num_hidden_layers": "encoder_layers",
+    }
+
+    vocab_size: int = 8000
+    d_model: int = 256
+    encoder_layers: int = 3
+    decoder_layers: int = 3
+    encoder_attention_heads: int = 4
+    decoder_attention_heads: int = 4
+    encoder_ffn_dim: int = 1024
+    decoder_ffn_dim: int = 1024
+    activation_function: str = "relu"
+    dropout: float = 0.1
+    attention_dropout: float = 0.0
+    activation_dropout: float = 0.0
+    max_position_embeddings: int = 256
+    scale_embedding: bool = True
+    init_std: float = 0.02
+    label_smoothing: float = 0.1
+    length_loss_weight: float = 0.1
+    is_encoder_decoder: bool = True
+    tie_word_embeddings: bool = True
+    pad_token_id: int | None = 0
+    bos_token_id: int | None = 1
+    eos_token_id: int | None = 2
+    unk_token_id: int | None = 3
+    mask_token_id: int | None = 4
+    placeholder_token_id: int | None = 5
+    blank_token_id: int | None = 6
+    decoder_start_token_id: int | None = 1
+
+    def special_token_ids(self) -> list[int]:
+        """Ids a decoder never emits as content: pad, bos, eos, mask, placeholder, blank (unk stays allowed)."""
+        ids = [self.pad_token_id, self.bos_token_id, self.eos_token_id, self.mask_token_id,
+               self.placeholder_token_id, self.blank_token_id]
+        return sorted({i for i in ids if i is not None})

@@ -1,0 +1,139 @@
+"""CMLM / Mask-Predict (Ghazvininejad et al., 2019): what makes this family different.
+
+Training masks a uniformly drawn number of target tokens and predicts them; decoding starts from
+a fully masked target of each of the top-l predicted lengths, then re-masks the least confident
+tokens with a linearly decaying count and predicts them again.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .configuration_cmlm import CMLMConfig
+from .modeling_nat import (NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput, compact_targets,
+                           length_loss)
+from .nat_generation import DecoderState, NATGenerationMixin, mean_token_scores
+from .nat_layers import EncoderState, LengthPredictor
+
+
+class CMLMPreTrainedModel(NATPreTrainedModel):
+    """Base of the CMLM classes."""
+
+    config_class = CMLMConfig
+
+
+class CMLMModel(NATModel):
+    """The CMLM backbone (embeddings, encoder, non-causal decoder, length predictor), no LM head."""
+
+    config_class = CMLMConfig
+
+
+class CMLMForConditionalGeneration(CMLMPreTrainedModel, NATGenerationMixin):
+    """CMLM with its output projection, masked-token training and mask-predict ``generate()``.
+
+    Decoding options: ``max_iterations`` (T; 1 = one shot), ``length_beam`` (candidate lengths per
+    source), ``adaptive`` (stop a row once an iteration leaves it unchanged).
+    """
+
+    _tied_weights_keys = {"lm_head.weight": "model.shared.weight"}
+    nat_generation_defaults = {"max_iterations": 10, "length_beam": 5, "adaptive": True}
+
+    def __init__(self, config: CMLMConfig):
+        super().__init__(config)
+        self.model = NATModel(config)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.post_init()
+        self.generation_config = self._nat_default_generation_config()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.model.shared
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, decoder_input_ids: torch.Tensor | None = None,
+                generator: torch.Generator | None = None, **kwargs) -> NATSeq2SeqLMOutput:
+        """With ``labels``: mask the target, return the loss (``losses``: tokens, length).
+        With ``decoder_input_ids`` only: logits of every position. ``generator`` seeds the masking."""
+        attention_mask = self._check_source(input_ids, attention_mask)
+        encoder = self.model.encode(input_ids, attention_mask)
+        length_logits = self.model.length_predictor(encoder)
+        if labels is None:
+            logits = None
+            if decoder_input_ids is not None:
+                keep = decoder_input_ids.ne(self.config.pad_token_id)
+                logits = self.lm_head(self.model.decoder(keep, encoder, decoder_input_ids))
+            return NATSeq2SeqLMOutput(logits=logits, length_logits=length_logits,
+                                      encoder_last_hidden_state=encoder.hidden)
+
+        targets, lengths = compact_targets(labels, self.config)
+        if targets.shape[1] > self.config.max_position_embeddings:
+            raise ValueError(f"target of {targets.shape[1]} tokens exceeds max_position_embeddings="
+                             f"{self.config.max_position_embeddings}; filter the corpus by length")
+        keep = targets.ne(self.config.pad_token_id)
+        masked = self._random_mask(keep, lengths, generator)
+        decoder_input = targets.masked_fill(masked, self.config.mask_token_id)
+        hidden = self.model.decoder(keep, encoder, decoder_input)
+        # Only masked positions are scored, so only they go through the vocabulary projection.
+        logits = self.lm_head(hidden[masked])
+        token_loss = F.cross_entropy(logits.float(), targets[masked], label_smoothing=self.config.label_smoothing)
+        len_loss = length_loss(length_logits, lengths)
+        loss = token_loss + self.config.length_loss_weight * len_loss
+        return NATSeq2SeqLMOutput(loss=loss, logits=logits, length_logits=length_logits,
+                                  losses={"tokens": token_loss.detach(), "length": len_loss.detach()},
+                                  encoder_last_hidden_state=encoder.hidden)
+
+    @staticmethod
+    def _random_mask(keep: torch.Tensor, lengths: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """Mask k ~ Uniform{1..n} random positions of each target of n tokens."""
+        noise_device = generator.device if generator is not None else keep.device
+        u = torch.rand(keep.shape, generator=generator, device=noise_device).to(keep.device)
+        r = torch.rand(keep.shape[0], generator=generator, device=noise_device).to(keep.device)
+        count = (r * lengths).long() + 1
+        rank = u.masked_fill(~keep, 2.0).argsort(1).argsort(1)
+        return (rank < count[:, None]) & keep
+
+    # --- decoding hooks -------------------------------------------------------------------
+    def _nat_check_options(self, options: dict) -> None:
+        super()._nat_check_options(options)
+        if int(options["length_beam"]) < 1:
+            raise ValueError(f"length_beam must be >= 1, got {options['length_beam']}")
+
+    def _nat_initial_state(self, encoder: EncoderState, empty: torch.Tensor, options: dict) -> DecoderState:
+        """Fully masked targets of the top-``length_beam`` predicted lengths of each source."""
+        beam = int(options["length_beam"])
+        length_logits = self.model.length_predictor(encoder)
+        lengths = LengthPredictor.top_lengths(length_logits, beam)
+        if lengths.shape[1] < beam:  # fewer length classes than the beam: repeat the best
+            lengths = torch.cat([lengths, lengths[:, :1].expand(-1, beam - lengths.shape[1])], 1)
+        lengths = lengths.masked_fill(empty[:, None], 1).reshape(-1)
+        width = int(lengths.max())
+        positions = torch.arange(width, device=lengths.device)
+        tokens = torch.full((lengths.shape[0], width), self.config.mask_token_id, device=lengths.device)
+        tokens = tokens.masked_fill(positions[None, :] >= lengths[:, None], self.config.pad_token_id)
+        source_index = torch.arange(empty.shape[0], device=lengths.device).repeat_interleave(beam)
+        return DecoderState(tokens=tokens, scores=torch.zeros(tokens.shape, device=tokens.device),
+                            source_index=source_index)
+
+    def _nat_refine_step(self, encoder: EncoderState, state: DecoderState, step: int, options: dict) -> DecoderState:
+        """One mask-predict iteration: re-mask the least confident tokens, predict them."""
+        keep = state.tokens.ne(self.config.pad_token_id)
+        if step == 0:
+            masked = keep
+        else:
+            total = int(options["max_iterations"])
+            count = (keep.sum(1) * (total - step)) // total
+            rank = state.scores.masked_fill(~keep, float("inf")).argsort(dim=1, stable=True).argsort(1)
+            masked = (rank < count[:, None]) & keep
+        decoder_input = state.tokens.masked_fill(masked, self.config.mask_token_id)
+        hidden = self.model.decoder(keep, encoder, decoder_input)
+        logits = self.lm_head(hidden[masked]).float()
+        logits[:, self.config.special_token_ids()] = float("-inf")
+        best_scores, best_tokens = logits.log_softmax(-1).max(-1)
+        tokens = state.tokens.masked_scatter(masked, best_tokens)
+        scores = state.scores.masked_scatter(masked, best_scores)
+        return DecoderState(tokens=tokens, scores=scores, source_index=state.source_index, extras=state.extras)
+
+    def _nat_candidate_scores(self, state: DecoderState) -> torch.Tensor:
+        return mean_token_scores(state, self.config.pad_token_id)

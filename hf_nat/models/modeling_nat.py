@@ -1,0 +1,124 @@
+"""The pretrained-model base and the encoder-decoder backbone shared by hf_nat families."""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.utils import ModelOutput
+
+from .configuration_nat import NATConfig
+from .nat_layers import EncoderState, LengthPredictor, NATDecoder, NATEncoder
+
+
+@dataclass
+class NATModelOutput(ModelOutput):
+    """Backbone output: decoder states, length logits and the encoder output."""
+
+    last_hidden_state: torch.Tensor | None = None
+    length_logits: torch.Tensor | None = None
+    encoder_last_hidden_state: torch.Tensor | None = None
+
+
+@dataclass
+class NATSeq2SeqLMOutput(ModelOutput):
+    """Output of a family's ``forward``: the total loss, its named parts, and the logits.
+
+    ``logits`` covers only the positions the family scores (e.g. CMLM's masked positions, in
+    row-major order) when labels are given, and every position otherwise.
+    """
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    length_logits: torch.Tensor | None = None
+    losses: dict | None = None
+    encoder_last_hidden_state: torch.Tensor | None = None
+
+
+class NATPreTrainedModel(PreTrainedModel):
+    """Base class of every hf_nat model: config class, weight init, checkpoint conventions."""
+
+    config_class = NATConfig
+    base_model_prefix = "model"
+    main_input_name = "input_ids"
+    _supports_sdpa = True
+    is_nat = True
+
+    def _check_source(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """Validate a source batch and return its attention mask (derived from pad when absent)."""
+        if input_ids.dim() != 2:
+            raise ValueError(f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}")
+        if input_ids.shape[1] > self.config.max_position_embeddings:
+            raise ValueError(
+                f"source of {input_ids.shape[1]} tokens exceeds max_position_embeddings="
+                f"{self.config.max_position_embeddings}; tokenize with truncation=True")
+        if attention_mask is None:
+            attention_mask = input_ids.ne(self.config.pad_token_id)
+        return attention_mask
+
+
+class NATModel(NATPreTrainedModel):
+    """Shared token embedding, encoder, non-causal decoder and length predictor."""
+
+    _tied_weights_keys = {"encoder.embed.embed_tokens.weight": "shared.weight",
+                          "decoder.embed.embed_tokens.weight": "shared.weight"}
+
+    def __init__(self, config: NATConfig):
+        super().__init__(config)
+        self.shared = nn.Embedding(config.vocab_size, config.d_model, config.pad_token_id)
+        self.encoder = NATEncoder(config, self.shared)
+        self.decoder = NATDecoder(config, self.shared)
+        self.length_predictor = LengthPredictor(config.d_model, config.max_position_embeddings)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.shared
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.shared = value
+        self.encoder.embed.embed_tokens = value
+        self.decoder.embed.embed_tokens = value
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, cache_cross_kv: bool = False) -> EncoderState:
+        """Run the encoder; with ``cache_cross_kv`` also precompute the decoder's cross-attention keys/values."""
+        hidden = self.encoder(input_ids, attention_mask)
+        kv = self.decoder.cross_kv(hidden) if cache_cross_kv else None
+        return EncoderState(hidden=hidden, keep=attention_mask.bool(), cross_kv=kv)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                decoder_input_ids: torch.Tensor | None = None, **kwargs) -> NATModelOutput:
+        """Encode the source, predict its target length and, given decoder ids, decode them."""
+        attention_mask = self._check_source(input_ids, attention_mask)
+        encoder = self.encode(input_ids, attention_mask)
+        hidden = None
+        if decoder_input_ids is not None:
+            hidden = self.decoder(decoder_input_ids.ne(self.config.pad_token_id), encoder, decoder_input_ids)
+        return NATModelOutput(last_hidden_state=hidden, length_logits=self.length_predictor(encoder),
+                              encoder_last_hidden_state=encoder.hidden)
+
+
+def compact_targets(labels: torch.Tensor, config: NATConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Strip specials from ``labels`` and left-align what remains.
+
+    Labels follow transformers' convention (padding = -100, eos appended, maybe a bos); NAT
+    families predict only the content tokens. Returns (targets padded with pad, lengths).
+    """
+    drop = {-100, config.pad_token_id, config.bos_token_id, config.eos_token_id}
+    content = torch.ones_like(labels, dtype=torch.bool)
+    for token in drop:
+        if token is not None:
+            content &= labels.ne(token)
+    # A stable sort on "is not content" moves content to the front and keeps its order.
+    order = (~content).to(torch.int8).argsort(dim=1, stable=True)
+    lengths = content.sum(1)
+    width = max(int(lengths.max()), 1) if labels.numel() else 1
+    targets = labels.gather(1, order)[:, :width]
+    positions = torch.arange(width, device=labels.device)
+    targets = targets.masked_fill(positions[None, :] >= lengths[:, None], config.pad_token_id)
+    return targets, lengths
+
+
+def length_loss(length_logits: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the length predictor; lengths beyond its range count as the last class."""
+    return F.cross_entropy(length_logits.float(), lengths.clamp(max=length_logits.shape[-1] - 1))

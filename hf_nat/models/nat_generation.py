@@ -1,0 +1,205 @@
+"""The decoding protocol every hf_nat family implements, driven by one ``generate()``.
+
+encode once → the family's initial hypotheses (several candidates per source) → the family's
+refinement step, repeated up to ``max_iterations`` with each row stopping once a step leaves it
+unchanged → the best candidate per source by the family's score → token ids.
+
+A family subclasses :class:`NATGenerationMixin` and implements three hooks:
+``_nat_initial_state``, ``_nat_refine_step`` and ``_nat_candidate_scores``; it lists its decoding
+options and their defaults in ``nat_generation_defaults``. Every step works on whole batches:
+there is no Python loop over sentences or positions.
+"""
+
+import copy
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+from transformers import GenerationConfig, GenerationMixin
+from transformers.utils import ModelOutput
+
+from .nat_layers import EncoderState
+
+_COMMON_OPTIONS = {"return_dict_in_generate": False, "output_history": False}
+
+
+@dataclass(frozen=True)
+class DecoderState:
+    """Hypotheses under refinement: one row per candidate.
+
+    ``tokens`` (N, T) holds content tokens left-aligned and padded with pad; ``scores`` (N, T) the
+    log-probability of each token (0 on padding); ``source_index`` (N,) the source row each
+    candidate belongs to. Families may attach extra tensors through ``extras``.
+    """
+
+    tokens: torch.Tensor
+    scores: torch.Tensor
+    source_index: torch.Tensor
+    extras: dict | None = None
+
+    def select(self, index: torch.Tensor) -> "DecoderState":
+        """The rows ``index`` of this state."""
+        extras = None if self.extras is None else {k: v[index] for k, v in self.extras.items()}
+        return replace(self, tokens=self.tokens[index], scores=self.scores[index],
+                       source_index=self.source_index[index], extras=extras)
+
+    def with_rows(self, index: torch.Tensor, rows: "DecoderState", pad_token_id: int) -> "DecoderState":
+        """A copy whose rows ``index`` are replaced by ``rows`` (widths may differ)."""
+        width = max(self.tokens.shape[1], rows.tokens.shape[1])
+
+        def merge(old, new, fill):
+            old, new = _pad_to(old, width, fill), _pad_to(new, width, fill)
+            return old.index_copy(0, index, new)
+
+        tokens = merge(self.tokens, rows.tokens, pad_token_id)
+        scores = merge(self.scores, rows.scores, 0.0)
+        extras = None
+        if self.extras is not None:
+            extras = {k: v.index_copy(0, index, rows.extras[k]) for k, v in self.extras.items()}
+        used = int(tokens.ne(pad_token_id).sum(1).max()) if tokens.numel() else 0
+        used = max(used, 1)
+        return replace(self, tokens=tokens[:, :used], scores=scores[:, :used], extras=extras)
+
+
+def _pad_to(x: torch.Tensor, width: int, fill) -> torch.Tensor:
+    return x if x.shape[1] == width else F.pad(x, (0, width - x.shape[1]), value=fill)
+
+
+@dataclass
+class NATGenerateOutput(ModelOutput):
+    """What ``generate(..., return_dict_in_generate=True)`` returns.
+
+    ``sequences`` (B, L): content tokens, then eos, then pad. ``sequences_scores`` (B,): the
+    family's score of the chosen candidate. ``iterations`` (B,): refinement steps the chosen
+    candidate went through. ``history``: with ``output_history=True``, the chosen candidates'
+    tokens after each step (a tuple of (B, T) tensors).
+    """
+
+    sequences: torch.Tensor | None = None
+    sequences_scores: torch.Tensor | None = None
+    iterations: torch.Tensor | None = None
+    history: tuple | None = None
+
+
+class NATGenerationMixin(GenerationMixin):
+    """``generate()`` for non-autoregressive families (see the module docstring)."""
+
+    nat_generation_defaults: dict = {}
+
+    def _nat_default_generation_config(self) -> GenerationConfig:
+        """A generation config carrying the family's decoding defaults."""
+        config = GenerationConfig(pad_token_id=self.config.pad_token_id, eos_token_id=self.config.eos_token_id,
+                                  bos_token_id=self.config.bos_token_id,
+                                  decoder_start_token_id=self.config.decoder_start_token_id)
+        for name, value in self.nat_generation_defaults.items():
+            setattr(config, name, value)
+        return config
+
+    def _nat_options(self, generation_config: GenerationConfig | None, kwargs: dict) -> dict:
+        """Resolve decoding options: call kwargs, then the generation config, then the defaults."""
+        base = copy.deepcopy(generation_config or self.generation_config)
+        defaults = {**_COMMON_OPTIONS, **self.nat_generation_defaults}
+        unknown = sorted(set(kwargs) - set(defaults))
+        if unknown:
+            raise ValueError(f"{type(self).__name__}.generate() got unsupported option(s) {unknown}; "
+                             f"its options are {sorted(defaults)}")
+        return {name: kwargs.get(name, getattr(base, name, default)) for name, default in defaults.items()}
+
+    def _nat_check_options(self, options: dict) -> None:
+        """Validate option values; families extend this for their own options."""
+        if int(options.get("max_iterations", 1)) < 1:
+            raise ValueError(f"max_iterations must be >= 1, got {options['max_iterations']}")
+
+    def _nat_source_is_empty(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """True for sources holding no content token (empty or whitespace-only text)."""
+        content = attention_mask.bool()
+        for token in (self.config.pad_token_id, self.config.bos_token_id, self.config.eos_token_id):
+            if token is not None:
+                content &= input_ids.ne(token)
+        return ~content.any(1)
+
+    @torch.inference_mode()
+    def generate(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                 generation_config: GenerationConfig | None = None, custom_generate=None, **kwargs):
+        """Translate a batch of sources in parallel.
+
+        Options (per call, else ``generation_config``, else the family's defaults) are listed in
+        the family's ``nat_generation_defaults`` plus ``return_dict_in_generate`` and
+        ``output_history``. Returns the ``sequences`` tensor, or a :class:`NATGenerateOutput`.
+        Empty sources get an empty translation. ``custom_generate`` goes to transformers' generate.
+        """
+        if custom_generate is not None:
+            return GenerationMixin.generate(self, input_ids=input_ids, attention_mask=attention_mask,
+                                            generation_config=generation_config,
+                                            custom_generate=custom_generate, **kwargs)
+        if input_ids is None:
+            raise ValueError("generate() needs input_ids")
+        options = self._nat_options(generation_config, kwargs)
+        self._nat_check_options(options)
+        attention_mask = self._check_source(input_ids, attention_mask)
+        empty = self._nat_source_is_empty(input_ids, attention_mask)
+        source_encoder = self.model.encode(input_ids, attention_mask, cache_cross_kv=True)
+
+        state = self._nat_initial_state(source_encoder, empty, options)
+        encoder = source_encoder.select(state.source_index)
+        rows = state.tokens.shape[0]
+        active = torch.ones(rows, dtype=torch.bool, device=input_ids.device)
+        iterations = torch.zeros(rows, dtype=torch.long, device=input_ids.device)
+        history = []
+        for step in range(int(options.get("max_iterations", 1))):
+            index = active.nonzero().squeeze(1)
+            if index.numel() == 0:
+                break
+            before = state.select(index)
+            after = self._nat_refine_step(encoder.select(index), before, step, options)
+            iterations[index] += 1
+            if options.get("adaptive", True):
+                active[index] = _rows_changed(before.tokens, after.tokens, self.config.pad_token_id)
+            state = state.with_rows(index, after, self.config.pad_token_id)
+            if options["output_history"]:
+                history.append(state.tokens)
+
+        best = self._nat_pick_best(state, input_ids.shape[0])
+        tokens = state.tokens[best].masked_fill(empty[:, None], self.config.pad_token_id)
+        sequences = self._nat_append_eos(tokens)
+        if not options["return_dict_in_generate"]:
+            return sequences
+        scores = self._nat_candidate_scores(state)[best].masked_fill(empty, 0.0)
+        chosen_history = tuple(h[best].masked_fill(empty[:, None], self.config.pad_token_id) for h in history)
+        return NATGenerateOutput(sequences=sequences, sequences_scores=scores, iterations=iterations[best],
+                                 history=chosen_history if options["output_history"] else None)
+
+    def _nat_pick_best(self, state: DecoderState, batch_size: int) -> torch.Tensor:
+        """Row index of the best-scoring candidate of each source (candidates are grouped by source)."""
+        scores = self._nat_candidate_scores(state).view(batch_size, -1)
+        per_source = scores.shape[1]
+        return torch.arange(batch_size, device=scores.device) * per_source + scores.argmax(1)
+
+    def _nat_append_eos(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Content tokens (left-aligned, pad after) → content, eos, pad."""
+        pad, eos = self.config.pad_token_id, self.config.eos_token_id
+        lengths = tokens.ne(pad).sum(1, keepdim=True)
+        out = F.pad(tokens, (0, 1), value=pad)
+        return out.scatter(1, lengths, eos)
+
+    # Hooks each family implements.
+    def _nat_initial_state(self, encoder: EncoderState, empty: torch.Tensor, options: dict) -> DecoderState:
+        raise NotImplementedError(f"{type(self).__name__} must implement _nat_initial_state")
+
+    def _nat_refine_step(self, encoder: EncoderState, state: DecoderState, step: int, options: dict) -> DecoderState:
+        raise NotImplementedError(f"{type(self).__name__} must implement _nat_refine_step")
+
+    def _nat_candidate_scores(self, state: DecoderState) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must implement _nat_candidate_scores")
+
+
+def _rows_changed(before: torch.Tensor, after: torch.Tensor, pad_token_id: int) -> torch.Tensor:
+    """True for rows whose tokens differ (rows of different widths are compared padded)."""
+    width = max(before.shape[1], after.shape[1])
+    return _pad_to(before, width, pad_token_id).ne(_pad_to(after, width, pad_token_id)).any(1)
+
+
+def mean_token_scores(state: DecoderState, pad_token_id: int) -> torch.Tensor:
+    """Average log-probability of each candidate's tokens (the usual NAT ranking score)."""
+    keep = state.tokens.ne(pad_token_id)
+    return (state.scores * keep).sum(1) / keep.sum(1).clamp(min=1)

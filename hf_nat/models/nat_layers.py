@@ -1,0 +1,213 @@
+"""Building blocks shared by every hf_nat family: attention on SDPA, transformer layers,
+embeddings, the encoder, the non-causal decoder and the length predictor.
+
+Everything here imports only torch, so a Hub checkpoint folder that copies this file needs
+nothing but torch and transformers.
+"""
+
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "silu": F.silu}
+
+
+def padding_to_attn_mask(keep: torch.Tensor) -> torch.Tensor:
+    """Turn a (B, S) bool "is a real token" mask into the (B, 1, 1, S) mask SDPA broadcasts."""
+    return keep[:, None, None, :]
+
+
+class Attention(nn.Module):
+    """Multi-head attention on ``scaled_dot_product_attention``; self- or cross-attention.
+
+    For cross-attention the key/value projections of the encoder output can be computed once
+    (:meth:`project_kv`) and reused at every refinement step.
+    """
+
+    def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0):
+        super().__init__()
+        if d_model % num_heads:
+            raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}")
+        self.num_heads = num_heads
+        self.head_dim = d_model // num_heads
+        self.dropout = dropout
+        self.q_proj = nn.Linear(d_model, d_model)
+        self.k_proj = nn.Linear(d_model, d_model)
+        self.v_proj = nn.Linear(d_model, d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, _ = x.shape
+        return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def project_kv(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Key and value heads of ``memory`` (B, S, D) → two (B, H, S, D/H) tensors."""
+        return self._split(self.k_proj(memory)), self._split(self.v_proj(memory))
+
+    def forward(self, query: torch.Tensor, key_mask: torch.Tensor, memory: torch.Tensor | None = None,
+                kv: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """Attend from ``query`` (B, T, D) to ``memory`` (self-attention when None) or to
+        precomputed ``kv``; ``key_mask`` (B, S) is True on real key positions."""
+        if kv is None:
+            kv = self.project_kv(query if memory is None else memory)
+        q = self._split(self.q_proj(query))
+        out = F.scaled_dot_product_attention(
+            q, kv[0], kv[1], attn_mask=padding_to_attn_mask(key_mask),
+            dropout_p=self.dropout if self.training else 0.0)
+        batch, _, length, _ = out.shape
+        return self.out_proj(out.transpose(1, 2).reshape(batch, length, -1))
+
+
+class FeedForward(nn.Module):
+    """Position-wise two-layer feed-forward block."""
+
+    def __init__(self, d_model: int, ffn_dim: int, activation: str, dropout: float):
+        super().__init__()
+        self.fc1 = nn.Linear(d_model, ffn_dim)
+        self.fc2 = nn.Linear(ffn_dim, d_model)
+        self.activation = _ACTIVATIONS[activation]
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.dropout(self.activation(self.fc1(x))))
+
+
+class EncoderLayer(nn.Module):
+    """Pre-norm transformer encoder layer."""
+
+    def __init__(self, config):
+        super().__init__()
+        d = config.d_model
+        self.self_attn = Attention(d, config.encoder_attention_heads, config.attention_dropout)
+        self.self_attn_layer_norm = nn.LayerNorm(d)
+        self.ffn = FeedForward(d, config.encoder_ffn_dim, config.activation_function, config.activation_dropout)
+        self.ffn_layer_norm = nn.LayerNorm(d)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        x = x + self.dropout(self.self_attn(self.self_attn_layer_norm(x), keep))
+        return x + self.dropout(self.ffn(self.ffn_layer_norm(x)))
+
+
+class DecoderLayer(nn.Module):
+    """Pre-norm non-causal decoder layer: bidirectional self-attention, cross-attention, FFN."""
+
+    def __init__(self, config):
+        super().__init__()
+        d = config.d_model
+        self.self_attn = Attention(d, config.decoder_attention_heads, config.attention_dropout)
+        self.self_attn_layer_norm = nn.LayerNorm(d)
+        self.cross_attn = Attention(d, config.decoder_attention_heads, config.attention_dropout)
+        self.cross_attn_layer_norm = nn.LayerNorm(d)
+        self.ffn = FeedForward(d, config.decoder_ffn_dim, config.activation_function, config.activation_dropout)
+        self.ffn_layer_norm = nn.LayerNorm(d)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x, keep, memory_keep, memory_kv) -> torch.Tensor:
+        x = x + self.dropout(self.self_attn(self.self_attn_layer_norm(x), keep))
+        x = x + self.dropout(self.cross_attn(self.cross_attn_layer_norm(x), memory_keep, kv=memory_kv))
+        return x + self.dropout(self.ffn(self.ffn_layer_norm(x)))
+
+
+class TokenEmbedding(nn.Module):
+    """Scaled token embedding plus learned positions, then dropout."""
+
+    def __init__(self, config, embed_tokens: nn.Embedding):
+        super().__init__()
+        self.embed_tokens = embed_tokens
+        self.embed_positions = nn.Embedding(config.max_position_embeddings, config.d_model)
+        self.scale = config.d_model ** 0.5 if config.scale_embedding else 1.0
+        self.dropout = nn.Dropout(config.dropout)
+        self.max_positions = config.max_position_embeddings
+
+    def forward(self, input_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None):
+        """Embed ids (B, T), or add positions to given token embeddings (B, T, D)."""
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids) * self.scale
+        length = inputs_embeds.shape[1]
+        if length > self.max_positions:
+            raise ValueError(f"sequence of {length} tokens is longer than the model's "
+                             f"max_position_embeddings={self.max_positions}; truncate the input")
+        positions = torch.arange(length, device=inputs_embeds.device)
+        return self.dropout(inputs_embeds + self.embed_positions(positions))
+
+
+@dataclass(frozen=True)
+class EncoderState:
+    """Encoder output reused by every refinement step.
+
+    ``cross_kv`` holds each decoder layer's key/value projections of ``hidden``, so refinement
+    steps never recompute them. ``select`` gathers rows (length beam, active hypotheses).
+    """
+
+    hidden: torch.Tensor
+    keep: torch.Tensor
+    cross_kv: tuple[tuple[torch.Tensor, torch.Tensor], ...] | None = None
+
+    def select(self, index: torch.Tensor) -> "EncoderState":
+        """The rows ``index`` of this state (with repetition allowed)."""
+        kv = None if self.cross_kv is None else tuple((k[index], v[index]) for k, v in self.cross_kv)
+        return replace(self, hidden=self.hidden[index], keep=self.keep[index], cross_kv=kv)
+
+
+class NATEncoder(nn.Module):
+    """Transformer encoder over the source."""
+
+    def __init__(self, config, embed_tokens: nn.Embedding):
+        super().__init__()
+        self.embed = TokenEmbedding(config, embed_tokens)
+        self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.encoder_layers))
+        self.layer_norm = nn.LayerNorm(config.d_model)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        keep = attention_mask.bool()
+        x = self.embed(input_ids)
+        for layer in self.layers:
+            x = layer(x, keep)
+        return self.layer_norm(x)
+
+
+class NATDecoder(nn.Module):
+    """Non-causal transformer decoder: every target position sees every other one."""
+
+    def __init__(self, config, embed_tokens: nn.Embedding):
+        super().__init__()
+        self.embed = TokenEmbedding(config, embed_tokens)
+        self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.decoder_layers))
+        self.layer_norm = nn.LayerNorm(config.d_model)
+
+    def cross_kv(self, memory: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+        """Each layer's cross-attention key/value heads of the encoder output."""
+        return tuple(layer.cross_attn.project_kv(memory) for layer in self.layers)
+
+    def forward(self, keep: torch.Tensor, encoder: EncoderState, input_ids: torch.Tensor | None = None,
+                inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        """Decoder states (B, T, D) for target ids or embeddings; ``keep`` (B, T) marks real positions."""
+        x = self.embed(input_ids, inputs_embeds)
+        kvs = encoder.cross_kv if encoder.cross_kv is not None else self.cross_kv(encoder.hidden)
+        for layer, kv in zip(self.layers, kvs):
+            x = layer(x, keep, encoder.keep, kv)
+        return self.layer_norm(x)
+
+
+class LengthPredictor(nn.Module):
+    """Predicts the target length (0..max_length-1) from the mean-pooled encoder output."""
+
+    def __init__(self, d_model: int, max_length: int):
+        super().__init__()
+        self.proj = nn.Linear(d_model, max_length)
+
+    def forward(self, encoder: EncoderState) -> torch.Tensor:
+        """Length logits (B, max_length)."""
+        keep = encoder.keep.unsqueeze(-1).to(encoder.hidden.dtype)
+        pooled = (encoder.hidden * keep).sum(1) / keep.sum(1).clamp(min=1)
+        return self.proj(pooled)
+
+    @staticmethod
+    def top_lengths(logits: torch.Tensor, k: int, min_length: int = 1) -> torch.Tensor:
+        """The ``k`` most likely lengths ≥ ``min_length`` per row, best first: (B, k)."""
+        logits = logits.clone()
+        logits[:, :min_length] = float("-inf")
+        return logits.topk(min(k, logits.shape[-1] - min_length), dim=-1).indices
