@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 import torch
+from safetensors import SafetensorError
 import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
@@ -44,6 +45,15 @@ class NATPreTrainedModel(PreTrainedModel):
     main_input_name = "input_ids"
     _supports_sdpa = True
     is_nat = True
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """``PreTrainedModel.from_pretrained``; a corrupt weights file raises an OSError naming it."""
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        except SafetensorError as error:
+            raise OSError(f"corrupt or unreadable weights in {pretrained_model_name_or_path} "
+                          f"(model.safetensors): {error}") from error
 
     def _check_source(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """Validate a source batch and return its attention mask (derived from pad when absent)."""

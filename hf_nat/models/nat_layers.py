@@ -5,6 +5,7 @@ Everything here imports only torch, so a Hub checkpoint folder that copies this 
 nothing but torch and transformers.
 """
 
+import math
 from dataclasses import dataclass, replace
 
 import torch
@@ -111,13 +112,27 @@ class DecoderLayer(nn.Module):
         return x + self.dropout(self.ffn(self.ffn_layer_norm(x)))
 
 
+def sinusoidal_positions(length: int, dim: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Fixed sinusoidal position encodings (length, dim): sines in the first half, cosines in the second."""
+    half = dim // 2
+    frequencies = torch.exp(torch.arange(half, device=device, dtype=torch.float32) * (-math.log(10000.0) / max(half - 1, 1)))
+    angles = torch.arange(length, device=device, dtype=torch.float32)[:, None] * frequencies[None, :]
+    table = torch.cat([angles.sin(), angles.cos()], dim=1)
+    if dim % 2:
+        table = F.pad(table, (0, 1))
+    return table.to(dtype)
+
+
 class TokenEmbedding(nn.Module):
-    """Scaled token embedding plus learned positions, then dropout."""
+    """Scaled token embedding plus sinusoidal positions, then dropout.
+
+    Fixed positions keep the same scale as the sqrt(d)-scaled token embeddings from the first
+    update, which the non-causal decoder needs to align target with source positions.
+    """
 
     def __init__(self, config, embed_tokens: nn.Embedding):
         super().__init__()
         self.embed_tokens = embed_tokens
-        self.embed_positions = nn.Embedding(config.max_position_embeddings, config.d_model)
         self.scale = config.d_model ** 0.5 if config.scale_embedding else 1.0
         self.dropout = nn.Dropout(config.dropout)
         self.max_positions = config.max_position_embeddings
@@ -130,8 +145,8 @@ class TokenEmbedding(nn.Module):
         if length > self.max_positions:
             raise ValueError(f"sequence of {length} tokens is longer than the model's "
                              f"max_position_embeddings={self.max_positions}; truncate the input")
-        positions = torch.arange(length, device=inputs_embeds.device)
-        return self.dropout(inputs_embeds + self.embed_positions(positions))
+        positions = sinusoidal_positions(length, inputs_embeds.shape[-1], inputs_embeds.device, inputs_embeds.dtype)
+        return self.dropout(inputs_embeds + positions)
 
 
 @dataclass(frozen=True)

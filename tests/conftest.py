@@ -1,0 +1,20 @@
+"""Test setup: offline Hub, repo root importable (for ``training.*``), bounded threads."""
+
+import os
+import sys
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def toy():
+    """A tiny CMLM trained once on the toy copy task, with its tokenizer (shared by tests)."""
+    from tests.toy import train_toy_cmlm
+    return train_toy_cmlm()

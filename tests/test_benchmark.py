@@ -1,0 +1,183 @@
+"""End-to-end test of training/benchmark.py on a tiny random Marian model."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+import os
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+_BENCH_PATH = Path(__file__).resolve().parents[1] / "training" / "benchmark.py"
+_spec = importlib.util.spec_from_file_location("nat_benchmark", _BENCH_PATH)
+bench = importlib.util.module_from_spec(_spec)
+sys.modules["nat_benchmark"] = bench  # dataclasses look the module up by name
+_spec.loader.exec_module(bench)
+
+SENTENCES = [
+    "a man rides a red bike",
+    "two dogs play in the snow",
+    "a woman sings",
+    "children are playing football on a green field near the old house",
+    "a cat sleeps on the sofa",
+    "the boy eats an apple",
+    "people walk down a busy street in the city at night",
+    "a dog",
+    "a girl reads a book in the park",
+]
+
+
+class CopyNat(torch.nn.Module):
+    """Stand-in NAT model: 'translates' by copying the source ids."""
+
+    is_nat = True
+
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        max_iterations: int = 1,
+        length_beam: int = 1,
+        return_dict_in_generate: bool = True,
+    ) -> Any:
+        """Return the source (tokens, eos, pad) and a constant iteration count."""
+        iterations = torch.full((input_ids.shape[0],), max_iterations, dtype=torch.long)
+        return types.SimpleNamespace(sequences=input_ids.clone(), iterations=iterations)
+
+
+def _make_tokenizer() -> Any:
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.train_from_iterator(
+        SENTENCES, trainers.WordLevelTrainer(special_tokens=["<pad>", "</s>", "<unk>"])
+    )
+    tok.post_processor = processors.TemplateProcessing(
+        single="$A </s>", special_tokens=[("</s>", tok.token_to_id("</s>"))]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    from transformers import MarianConfig, MarianMTModel
+
+    root = tmp_path_factory.mktemp("bench")
+    tokenizer = _make_tokenizer()
+    config = MarianConfig(
+        vocab_size=len(tokenizer),
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    model_dir = root / "tiny-marian"
+    MarianMTModel(config).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+
+    data_dir = root / "data"
+    data_dir.mkdir()
+    for lang in ("xx", "yy"):  # target == source, so a copying model scores BLEU 100
+        with gzip.open(data_dir / f"test.{lang}.gz", "wt", encoding="utf-8") as f:
+            f.write("\n".join(SENTENCES) + "\n")
+    return {"model": str(model_dir), "data": str(data_dir), "out": str(root / "results")}
+
+
+def test_repetition_rate() -> None:
+    assert bench.repetition_rate([[5, 5, 6, 7], [8, 8, 8]]) == pytest.approx(3 / 5)
+    # specials (eos=1, pad=0) are dropped before pairing: (5 9) (9 9 4) -> 1 repeat in 3 pairs
+    assert bench.repetition_rate([[5, 9, 1, 0, 0], [9, 9, 4, 1]], {0, 1}) == pytest.approx(1 / 3)
+    assert bench.repetition_rate([[4], []], {0}) == 0.0
+    assert bench.repetition_rate([[3, 4, 5]]) == 0.0
+
+
+def test_setting_label_and_cli() -> None:
+    assert bench.setting_label({"num_beams": 1}, is_nat=False) == "greedy"
+    assert bench.setting_label({"num_beams": 5}, is_nat=False) == "beam5"
+    assert bench.setting_label({"max_iterations": 4, "length_beam": 5}, is_nat=True) == "T=4 lb=5"
+    args = bench.build_parser().parse_args(
+        ["--models", "a", "b", "--baseline", "c", "--data_dir", "d", "--src", "en",
+         "--tgt", "de", "--output_dir", "o", "--settings", '[{"max_iterations": 2}]']
+    )
+    assert args.models == ["a", "b"] and args.settings == [{"max_iterations": 2}]
+    assert args.threads == 1 and args.latency_sentences == 200 and args.split == "test_2016_flickr"
+
+
+def test_run_benchmark(tiny_setup: dict[str, str]) -> None:
+    def loader(path: str, device: str, dtype: str) -> Any:
+        if path == "copy-nat":
+            ar = bench.load_model(tiny_setup["model"], device, dtype)
+            return bench.LoadedModel("copy-nat", path, CopyNat(), ar.tokenizer, True)
+        return bench.load_model(path, device, dtype)
+
+    out = tiny_setup["out"]
+    results = bench.run_benchmark(
+        models=[tiny_setup["model"], "copy-nat"],  # baseline listed again: no duplicate rows
+        baseline=tiny_setup["model"],
+        data_dir=tiny_setup["data"],
+        src="xx",
+        tgt="yy",
+        split="test",
+        output_dir=out,
+        settings=[{"max_iterations": 1, "length_beam": 1}, {"max_iterations": 4, "length_beam": 3}],
+        batch_size=4,  # several length-sorted batches, to exercise the reordering
+        max_sentences=8,
+        latency_sentences=3,
+        warmup=1,
+        command="pytest",
+        loader=loader,
+    )
+    for name in ("results.json", "results.md", "bleu_vs_speedup.png"):
+        assert os.path.getsize(os.path.join(out, name)) > 0
+    with open(os.path.join(out, "results.json"), encoding="utf-8") as f:
+        saved = json.load(f)
+    assert saved["metadata"]["threads"] == 1 and saved["metadata"]["command"] == "pytest"
+    assert saved["metadata"]["n_sentences"] == 8
+    for key in ("torch", "cpu", "hostname", "git_commit", "date", "device"):
+        assert saved["metadata"][key]
+
+    rows = saved["rows"]
+    assert [(r["model"], r["label"]) for r in rows] == [
+        ("tiny-marian", "greedy"), ("tiny-marian", "beam5"),
+        ("copy-nat", "T=1 lb=1"), ("copy-nat", "T=4 lb=3"),
+    ]
+    assert rows == results["rows"]
+    for r in rows:
+        assert 0.0 <= r["bleu"] <= 100.0 + 1e-9 and 0.0 <= r["chrf"] <= 100.0 + 1e-9
+        assert 0.0 <= r["repetition_rate"] <= 1.0
+        assert r["latency_ms_median"] > 0 and r["latency_ms_p90"] >= r["latency_ms_median"]
+        assert r["sents_per_s"] > 0 and r["speedup"] > 0 and r["throughput_ratio"] > 0
+        assert r["n_sentences"] == 8 and r["latency_sentences"] == 3
+        with open(os.path.join(out, r["hyps_file"]), encoding="utf-8") as f:
+            assert len(f.read().splitlines()) == 8
+    greedy = rows[0]
+    assert greedy["speedup"] == 1.0 and greedy["throughput_ratio"] == 1.0
+    assert greedy["mean_iterations"] >= 1 and greedy["iterations_unit"] == "decoder steps"
+
+    # The copying model reproduces the references only if the original order is restored.
+    nat = rows[2]
+    assert nat["bleu"] == pytest.approx(100.0) and nat["repetition_rate"] == 0.0
+    assert rows[3]["mean_iterations"] == 4.0
+    with open(os.path.join(out, nat["hyps_file"]), encoding="utf-8") as f:
+        assert f.read().splitlines() == SENTENCES[:8]
+
+    md = open(os.path.join(out, "results.md"), encoding="utf-8").read()
+    assert "| tiny-marian | greedy |" in md and "| copy-nat | T=4 lb=3 |" in md

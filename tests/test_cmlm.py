@@ -1,0 +1,130 @@
+"""CMLM / Mask-Predict: learning, decoding invariants, save/load, bad input."""
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
+
+import hf_nat
+from hf_nat.models.modeling_nat import compact_targets
+from tests.toy import exact_match, toy_batch, toy_config, toy_sentences, toy_tokenizer
+
+
+def test_learns_copy_task(toy):
+    for iterations in (1, 4):
+        assert exact_match(toy.model, toy.tokenizer, toy.test_sentences, max_iterations=iterations,
+                           length_beam=1) >= 0.9
+
+
+def test_batch_size_invariance(toy):
+    sentences = toy.test_sentences[:12] + ["", "w1"]
+    options = dict(max_iterations=4, length_beam=3, return_dict_in_generate=True)
+    batch = toy.tokenizer(sentences, return_tensors="pt", padding=True)
+    together = toy.model.generate(**batch, **options)
+    for i, sentence in enumerate(sentences):
+        alone = toy.model.generate(**toy.tokenizer([sentence], return_tensors="pt"), **options)
+        n = alone.sequences.shape[1]
+        assert torch.equal(together.sequences[i, :n], alone.sequences[0])
+        assert (together.sequences[i, n:] == toy.tokenizer.pad_token_id).all()
+        assert together.iterations[i] == alone.iterations[0]
+
+
+def test_outputs_never_hold_special_tokens_and_respect_iterations(toy):
+    batch = toy.tokenizer(toy.test_sentences, return_tensors="pt", padding=True)
+    out = toy.model.generate(**batch, max_iterations=5, length_beam=2, return_dict_in_generate=True,
+                             output_history=True)
+    config = toy.model.config
+    content = out.sequences.masked_fill(out.sequences.eq(config.eos_token_id), config.pad_token_id)
+    for token in (config.mask_token_id, config.placeholder_token_id, config.blank_token_id, config.bos_token_id):
+        assert not content.eq(token).any()
+    assert (out.sequences.eq(config.eos_token_id).sum(1) == 1).all()
+    assert ((out.iterations >= 1) & (out.iterations <= 5)).all()
+    assert 1 <= len(out.history) <= 5
+    assert torch.equal(out.history[-1], content[:, :out.history[-1].shape[1]])
+
+
+def test_adaptive_stop_can_be_disabled(toy):
+    batch = toy.tokenizer(toy.test_sentences[:4], return_tensors="pt", padding=True)
+    out = toy.model.generate(**batch, max_iterations=6, length_beam=1, adaptive=False, return_dict_in_generate=True)
+    assert (out.iterations == 6).all()
+
+
+def test_empty_source_gives_empty_translation(toy):
+    batch = toy.tokenizer(["", "w3 w4"], return_tensors="pt", padding=True)
+    out = toy.model.generate(**batch, max_iterations=2, length_beam=2)
+    assert toy.tokenizer.decode(out[0], skip_special_tokens=True) == ""
+    assert toy.tokenizer.decode(out[1], skip_special_tokens=True) == "w3 w4"
+
+
+def test_generation_options_are_checked(toy):
+    batch = toy.tokenizer(["w1 w2"], return_tensors="pt")
+    with pytest.raises(ValueError, match="num_beams"):
+        toy.model.generate(**batch, num_beams=4)
+    with pytest.raises(ValueError, match="max_iterations"):
+        toy.model.generate(**batch, max_iterations=0)
+    too_long = torch.full((1, toy.model.config.max_position_embeddings + 1), 9)
+    with pytest.raises(ValueError, match="max_position_embeddings"):
+        toy.model.generate(too_long)
+
+
+def test_generation_config_defaults_are_used_and_overridable(toy):
+    batch = toy.tokenizer(toy.test_sentences[:3], return_tensors="pt", padding=True)
+    toy.model.generation_config.max_iterations = 1
+    try:
+        out = toy.model.generate(**batch, return_dict_in_generate=True)
+        assert (out.iterations == 1).all()
+    finally:
+        toy.model.generation_config.max_iterations = 10
+
+
+def test_save_load_round_trip_through_auto_classes(toy, tmp_path):
+    toy.model.save_pretrained(tmp_path)
+    toy.tokenizer.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists() and not list(tmp_path.glob("*.bin"))
+    assert isinstance(AutoConfig.from_pretrained(tmp_path), hf_nat.CMLMConfig)
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path).eval()
+    assert isinstance(loaded, hf_nat.CMLMForConditionalGeneration)
+    assert loaded.lm_head.weight.data_ptr() == loaded.model.shared.weight.data_ptr()
+    batch = toy.tokenizer(toy.test_sentences, return_tensors="pt", padding=True)
+    options = dict(max_iterations=4, length_beam=3)
+    assert torch.equal(loaded.generate(**batch, **options), toy.model.generate(**batch, **options))
+    assert loaded.generation_config.max_iterations == toy.model.generation_config.max_iterations
+    assert isinstance(AutoModel.from_pretrained(tmp_path), hf_nat.CMLMModel)
+
+
+def test_missing_or_corrupt_checkpoint_names_the_file(toy, tmp_path):
+    with pytest.raises(OSError, match="nowhere"):
+        AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "nowhere")
+    toy.model.save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(Exception, match="model.safetensors"):
+        AutoModelForSeq2SeqLM.from_pretrained(tmp_path)
+
+
+def test_training_loss_has_named_parts_and_reaches_every_parameter():
+    tokenizer = toy_tokenizer()
+    torch.manual_seed(0)
+    model = hf_nat.CMLMForConditionalGeneration(toy_config(tokenizer))
+    batch = toy_batch(tokenizer, toy_sentences(8, seed=3))
+    out = model(**batch, generator=torch.Generator().manual_seed(0))
+    assert set(out.losses) == {"tokens", "length"}
+    out.loss.backward()
+    assert all(p.grad is not None for p in model.parameters())
+    # The caller's generator fully determines the masking noise.
+    again = model(**batch, generator=torch.Generator().manual_seed(0)).loss
+    assert torch.equal(out.loss.detach(), again.detach())
+
+
+def test_masking_draws_between_one_and_all_tokens():
+    keep = torch.ones(2000, 7, dtype=torch.bool)
+    lengths = torch.full((2000,), 7)
+    counts = hf_nat.CMLMForConditionalGeneration._random_mask(keep, lengths, torch.Generator().manual_seed(1)).sum(1)
+    assert counts.min() == 1 and counts.max() == 7
+    assert set(counts.tolist()) == set(range(1, 8))
+
+
+def test_compact_targets_strips_specials():
+    config = hf_nat.CMLMConfig()
+    labels = torch.tensor([[1, 10, 11, 2, -100], [12, 2, -100, -100, -100]])
+    targets, lengths = compact_targets(labels, config)
+    assert lengths.tolist() == [2, 1]
+    assert targets.tolist() == [[10, 11], [12, 0]]

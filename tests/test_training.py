@@ -1,0 +1,119 @@
+"""The Accelerate training script: data parallelism, bit-identical resume, checkpoints."""
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.ddp_grad_worker import build, rank_batch
+from tests.toy import toy_sentences, toy_tokenizer
+from training.train import compute_loss, inverse_sqrt_lr, main
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _accelerate_env() -> dict:
+    env = dict(os.environ, ACCELERATE_USE_CPU="true", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1",
+               PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("ACCELERATE_MIXED_PRECISION", None)
+    return env
+
+
+def _launch(args: list[str], tmp_path) -> subprocess.CompletedProcess:
+    """``accelerate launch`` with 2 CPU processes (gloo)."""
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", "29517", *args]
+    result = subprocess.run(command, cwd=tmp_path, env=_accelerate_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_two_process_gradient_equals_average_of_single_process_gradients(tmp_path):
+    out = tmp_path / "grads.safetensors"
+    result = _launch([os.path.join(REPO, "tests", "ddp_grad_worker.py"), str(out)], tmp_path)
+    assert "world_size=2" in result.stdout
+    ddp = load_file(out)
+
+    model, tokenizer = build()
+    reference = {}
+    for rank in (0, 1):
+        model.zero_grad()
+        loss, _ = compute_loss(model, rank_batch(tokenizer, rank), torch.Generator().manual_seed(1000 + rank), 0.0)
+        loss.backward()
+        for name, p in model.named_parameters():
+            reference[name] = reference.get(name, 0) + p.grad / 2
+    assert set(ddp) == set(reference)
+    for name, grad in reference.items():
+        torch.testing.assert_close(ddp[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.fixture(scope="module")
+def toy_corpus(tmp_path_factory):
+    """A toy copy corpus in Multi30k's layout plus a saved tokenizer."""
+    root = tmp_path_factory.mktemp("toy_corpus")
+    for split, n, seed in (("train", 120, 1), ("val", 12, 2)):
+        sentences = toy_sentences(n, seed=seed)
+        for lang in ("xx", "yy"):
+            with gzip.open(root / f"{split}.{lang}.gz", "wt", encoding="utf-8") as f:
+                f.write("\n".join(sentences) + "\n")
+    toy_tokenizer().save_pretrained(root / "tokenizer")
+    return root
+
+
+def _train_args(corpus, output_dir, updates: int, *extra: str) -> list[str]:
+    return ["--model_type", "cmlm", "--data", str(corpus), "--src", "xx", "--tgt", "yy",
+            "--tokenizer", str(corpus / "tokenizer"), "--output_dir", str(output_dir), "--d_model", "32",
+            "--layers", "1", "--heads", "2", "--ffn_dim", "64", "--max_positions", "32", "--max_tokens", "200",
+            "--max_updates", str(updates), "--save_every", "3", "--eval_every", "1000", "--warmup", "2",
+            "--log_every", "1", "--no_progress", "--dropout", "0.1", *extra]
+
+
+def _weights(path) -> dict:
+    return load_file(os.path.join(path, "final", "model.safetensors"))
+
+
+def test_resume_is_bit_identical(toy_corpus, tmp_path):
+    main(_train_args(toy_corpus, tmp_path / "straight", 8))
+    main(_train_args(toy_corpus, tmp_path / "resumed", 5))  # killed after 5: last checkpoint at 5
+    main(_train_args(toy_corpus, tmp_path / "resumed", 8, "--resume"))
+    straight, resumed = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
+    assert straight.keys() == resumed.keys()
+    for name in straight:
+        assert torch.equal(straight[name], resumed[name]), name
+    summary = json.loads((tmp_path / "resumed" / "summary.json").read_text())
+    assert summary["updates"] == 8
+
+
+def test_resume_without_or_with_broken_checkpoint_is_a_clear_error(toy_corpus, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        main(_train_args(toy_corpus, tmp_path / "empty", 3, "--resume"))
+    main(_train_args(toy_corpus, tmp_path / "broken", 3))
+    checkpoint = tmp_path / "broken" / "checkpoints" / "step_3"
+    for f in checkpoint.iterdir():
+        if f.suffix == ".safetensors":
+            f.write_bytes(b"garbage")
+    with pytest.raises(RuntimeError, match="step_3"):
+        main(_train_args(toy_corpus, tmp_path / "broken", 6, "--resume"))
+
+
+def test_training_script_runs_as_two_processes(toy_corpus, tmp_path):
+    _launch([os.path.join(REPO, "training", "train.py"), *_train_args(toy_corpus, tmp_path / "ddp", 4)], tmp_path)
+    summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
+    assert summary["processes"] == 2 and summary["updates"] == 4
+    for folder in ("best", "final"):
+        assert (tmp_path / "ddp" / folder / "model.safetensors").exists()
+        assert (tmp_path / "ddp" / folder / "tokenizer.json").exists()
+    log = [json.loads(line) for line in (tmp_path / "ddp" / "train_log.jsonl").read_text().splitlines()]
+    assert any("valid_bleu" in record for record in log)
+
+
+def test_inverse_sqrt_schedule():
+    assert inverse_sqrt_lr(1, 1.0, 4) == pytest.approx(0.25)
+    assert inverse_sqrt_lr(4, 1.0, 4) == pytest.approx(1.0)
+    assert inverse_sqrt_lr(16, 1.0, 4) == pytest.approx(0.5)
