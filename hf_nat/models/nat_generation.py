@@ -150,12 +150,13 @@ class NATGenerationMixin(GenerationMixin):
             index = active.nonzero().squeeze(1)
             if index.numel() == 0:
                 break
-            before = state.select(index)
-            after = self._nat_refine_step(encoder.select(index), before, step, options)
+            every_row = index.numel() == rows  # skip the gathers (cross-attention caches are big)
+            before = state if every_row else state.select(index)
+            after = self._nat_refine_step(encoder if every_row else encoder.select(index), before, step, options)
             iterations[index] += 1
             if options.get("adaptive", True):
                 active[index] = _rows_changed(before.tokens, after.tokens, self.config.pad_token_id)
-            state = state.with_rows(index, after, self.config.pad_token_id)
+            state = after if every_row else state.with_rows(index, after, self.config.pad_token_id)
             if options["output_history"]:
                 history.append(state.tokens)
 
