@@ -23,7 +23,7 @@ from hf_nat.data import (
     train_joint_tokenizer,
 )
 
-MULTI30K = Path("/work/shared/data/multi30k")
+from tests.conftest import MULTI30K  # noqa: E402
 needs_multi30k = pytest.mark.skipif(not MULTI30K.is_dir(), reason="Multi30k data not available")
 
 

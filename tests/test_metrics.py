@@ -11,9 +11,10 @@ import sys
 import pytest
 import sacrebleu
 
+from tests.conftest import MULTI30K
 from hf_nat.metrics import corpus_scores, load_metric, normalize_references
 
-VAL_DE = "/work/shared/data/multi30k/val.de.gz"
+VAL_DE = str(MULTI30K / "val.de.gz")
 
 
 def _read_lines(path: str, n: int) -> list[str]:
