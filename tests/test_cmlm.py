@@ -42,10 +42,12 @@ def test_outputs_never_hold_special_tokens_and_respect_iterations(toy):
     assert torch.equal(out.history[-1], content[:, :out.history[-1].shape[1]])
 
 
-def test_adaptive_stop_can_be_disabled(toy):
-    batch = toy.tokenizer(toy.test_sentences[:4], return_tensors="pt", padding=True)
-    out = toy.model.generate(**batch, max_iterations=6, length_beam=1, adaptive=False, return_dict_in_generate=True)
-    assert (out.iterations == 6).all()
+def test_adaptive_stop_ends_unchanged_rows_early(toy):
+    batch = toy.tokenizer(toy.test_sentences[:8], return_tensors="pt", padding=True)
+    full = toy.model.generate(**batch, max_iterations=6, length_beam=1, adaptive=False, return_dict_in_generate=True)
+    assert (full.iterations == 6).all()
+    early = toy.model.generate(**batch, max_iterations=6, length_beam=1, adaptive=True, return_dict_in_generate=True)
+    assert (early.iterations < 6).all() and (early.iterations >= 2).all()
 
 
 def test_empty_source_gives_empty_translation(toy):
