@@ -292,8 +292,9 @@ def train(args) -> dict:
     collate = Seq2SeqCollator(pad_token_id=tokenizer.pad_token_id)
     unwrapped = accelerator.unwrap_model(model)
     log_path = os.path.join(args.output_dir, "train_log.jsonl")
-    bar = tqdm(total=args.max_updates, initial=state.step, disable=args.no_progress or not accelerator.is_main_process,
-               desc=f"train {args.model_type}")
+    # With a wall-time budget the number of updates is unknown in advance: show a plain counter.
+    bar = tqdm(total=None if args.max_minutes else args.max_updates, initial=state.step,
+               disable=args.no_progress or not accelerator.is_main_process, desc=f"train {args.model_type}")
     window = {"loss": 0.0, "n": 0, "tokens": 0, "start": time.perf_counter()}
     stop = False
     started = time.perf_counter() - state.train_seconds
