@@ -13,34 +13,34 @@ from typing import Any, Sequence
 
 import evaluate
 
-_METRICS_DIR = os.path.dirname(os.path.abspath(__file__))
-_MODULE_DIRS = {
-    "sacrebleu": "nat_sacrebleu",
-    "bleu": "nat_sacrebleu",
-    "chrf": "nat_chrf",
-}
+_MODULE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nat_sacrebleu")
+# metric name -> config of the one local module
+_CONFIGS = {"sacrebleu": "bleu", "bleu": "bleu", "chrf": "chrf"}
 
 __all__ = ["corpus_scores", "load_metric", "metric_path", "normalize_references"]
 
 
 def metric_path(name: str) -> str:
-    """Return the local directory of the evaluate module for metric ``name``."""
+    """Return the local directory of the evaluate module that scores metric ``name``."""
+    _config(name)
+    return _MODULE_DIR
+
+
+def _config(name: str) -> str:
     key = name.lower()
-    if key not in _MODULE_DIRS:
-        raise ValueError(
-            f"unknown metric {name!r}; available: {sorted(set(_MODULE_DIRS))}"
-        )
-    return os.path.join(_METRICS_DIR, _MODULE_DIRS[key])
+    if key not in _CONFIGS:
+        raise ValueError(f"unknown metric {name!r}; available: {sorted(_CONFIGS)}")
+    return _CONFIGS[key]
 
 
 @functools.lru_cache(maxsize=None)
-def _load_cached(path: str) -> evaluate.EvaluationModule:
-    return evaluate.load(path)
+def _load_cached(config_name: str) -> evaluate.EvaluationModule:
+    return evaluate.load(_MODULE_DIR, config_name=config_name)
 
 
 def load_metric(name: str) -> evaluate.EvaluationModule:
     """Load the offline evaluate module for ``"sacrebleu"``/``"bleu"`` or ``"chrf"``."""
-    return _load_cached(metric_path(name))
+    return _load_cached(_config(name))
 
 
 def normalize_references(
