@@ -23,7 +23,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -143,7 +143,6 @@ class TrainState:
     best_bleu: float = -1.0
     train_seconds: float = 0.0
     target_tokens: int = 0
-    history: list = field(default_factory=list)
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state(), "step": self.step, "epoch": self.epoch,

@@ -3,8 +3,8 @@
 from dataclasses import dataclass
 
 import torch
-from safetensors import SafetensorError
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from torch import nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput

@@ -160,21 +160,16 @@ class NATGenerationMixin(GenerationMixin):
             if options["output_history"]:
                 history.append(state.tokens)
 
-        best = self._nat_pick_best(state, input_ids.shape[0])
+        candidate_scores = self._nat_candidate_scores(state)
+        best = _best_per_source(candidate_scores, input_ids.shape[0])
         tokens = state.tokens[best].masked_fill(empty[:, None], self.config.pad_token_id)
         sequences = self._nat_append_eos(tokens)
         if not options["return_dict_in_generate"]:
             return sequences
-        scores = self._nat_candidate_scores(state)[best].masked_fill(empty, 0.0)
+        scores = candidate_scores[best].masked_fill(empty, 0.0)
         chosen_history = tuple(h[best].masked_fill(empty[:, None], self.config.pad_token_id) for h in history)
         return NATGenerateOutput(sequences=sequences, sequences_scores=scores, iterations=iterations[best],
                                  history=chosen_history if options["output_history"] else None)
-
-    def _nat_pick_best(self, state: DecoderState, batch_size: int) -> torch.Tensor:
-        """Row index of the best-scoring candidate of each source (candidates are grouped by source)."""
-        scores = self._nat_candidate_scores(state).view(batch_size, -1)
-        per_source = scores.shape[1]
-        return torch.arange(batch_size, device=scores.device) * per_source + scores.argmax(1)
 
     def _nat_append_eos(self, tokens: torch.Tensor) -> torch.Tensor:
         """Content tokens (left-aligned, pad after) → content, eos, pad."""
@@ -192,6 +187,12 @@ class NATGenerationMixin(GenerationMixin):
 
     def _nat_candidate_scores(self, state: DecoderState) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} must implement _nat_candidate_scores")
+
+
+def _best_per_source(candidate_scores: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Row index of the best-scoring candidate of each source (candidates are grouped by source)."""
+    scores = candidate_scores.view(batch_size, -1)
+    return torch.arange(batch_size, device=scores.device) * scores.shape[1] + scores.argmax(1)
 
 
 def _rows_changed(before: torch.Tensor, after: torch.Tensor, pad_token_id: int) -> torch.Tensor:
