@@ -38,6 +38,10 @@ class CopyNat(torch.nn.Module):
 
     is_nat = True
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.rescorers_seen: list = []
+
     def generate(
         self,
         input_ids: torch.Tensor,
@@ -45,8 +49,10 @@ class CopyNat(torch.nn.Module):
         max_iterations: int = 1,
         length_beam: int = 1,
         return_dict_in_generate: bool = True,
+        rescorer: Any = None,
     ) -> Any:
         """Return the source (tokens, eos, pad) and a constant iteration count."""
+        self.rescorers_seen.append(rescorer)
         iterations = torch.full((input_ids.shape[0],), max_iterations, dtype=torch.long)
         return types.SimpleNamespace(sequences=input_ids.clone(), iterations=iterations)
 
@@ -122,10 +128,12 @@ def test_setting_label_and_cli() -> None:
 
 
 def test_run_benchmark(tiny_setup: dict[str, str]) -> None:
+    copy_nat = CopyNat()
+
     def loader(path: str, device: str, dtype: str) -> Any:
         if path == "copy-nat":
             ar = bench.load_model(tiny_setup["model"], device, dtype)
-            return bench.LoadedModel("copy-nat", path, CopyNat(), ar.tokenizer, True)
+            return bench.LoadedModel("copy-nat", path, copy_nat, ar.tokenizer, True)
         return bench.load_model(path, device, dtype)
 
     out = tiny_setup["out"]
@@ -137,7 +145,8 @@ def test_run_benchmark(tiny_setup: dict[str, str]) -> None:
         tgt="yy",
         split="test",
         output_dir=out,
-        settings=[{"max_iterations": 1, "length_beam": 1}, {"max_iterations": 4, "length_beam": 3}],
+        settings=[{"max_iterations": 1, "length_beam": 1}, {"max_iterations": 4, "length_beam": 3},
+                  {"max_iterations": 1, "length_beam": 3, "rescore": True}],
         batch_size=4,  # several length-sorted batches, to exercise the reordering
         max_sentences=8,
         latency_sentences=3,
@@ -157,8 +166,12 @@ def test_run_benchmark(tiny_setup: dict[str, str]) -> None:
     rows = saved["rows"]
     assert [(r["model"], r["label"]) for r in rows] == [
         ("tiny-marian", "greedy"), ("tiny-marian", "beam5"),
-        ("copy-nat", "T=1 lb=1"), ("copy-nat", "T=4 lb=3"),
+        ("copy-nat", "T=1 lb=1"), ("copy-nat", "T=4 lb=3"), ("copy-nat", "T=1 lb=3 +AR rescoring"),
     ]
+    # Only the rescoring setting hands the baseline (AR) model to generate().
+    seen = {type(r).__name__ for r in copy_nat.rescorers_seen}
+    assert seen == {"NoneType", "MarianMTModel"}
+    assert rows[4]["setting"] == {"max_iterations": 1, "length_beam": 3, "rescore": True}
     assert rows == results["rows"]
     for r in rows:
         assert 0.0 <= r["bleu"] <= 100.0 + 1e-9 and 0.0 <= r["chrf"] <= 100.0 + 1e-9

@@ -3,40 +3,22 @@
 import gzip
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from tests.ddp_grad_worker import build, rank_batch
+from tests.multiprocess import launch_two_processes
 from tests.toy import toy_sentences, toy_tokenizer
 from training.train import compute_loss, inverse_sqrt_lr, main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _accelerate_env() -> dict:
-    env = dict(os.environ, ACCELERATE_USE_CPU="true", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1",
-               PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.pop("ACCELERATE_MIXED_PRECISION", None)
-    return env
-
-
-def _launch(args: list[str], tmp_path) -> subprocess.CompletedProcess:
-    """``accelerate launch`` with 2 CPU processes (gloo)."""
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--main_process_port", "29517", *args]
-    result = subprocess.run(command, cwd=tmp_path, env=_accelerate_env(), capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
-
-
 def test_two_process_gradient_equals_average_of_single_process_gradients(tmp_path):
     out = tmp_path / "grads.safetensors"
-    result = _launch([os.path.join(REPO, "tests", "ddp_grad_worker.py"), str(out)], tmp_path)
+    result = launch_two_processes([os.path.join(REPO, "tests", "ddp_grad_worker.py"), str(out)], tmp_path)
     assert "world_size=2" in result.stdout
     ddp = load_file(out)
 
@@ -103,7 +85,8 @@ def test_resume_without_or_with_broken_checkpoint_is_a_clear_error(toy_corpus, t
 
 
 def test_training_script_runs_as_two_processes(toy_corpus, tmp_path):
-    _launch([os.path.join(REPO, "training", "train.py"), *_train_args(toy_corpus, tmp_path / "ddp", 4)], tmp_path)
+    launch_two_processes([os.path.join(REPO, "training", "train.py"), *_train_args(toy_corpus, tmp_path / "ddp", 4)],
+                         tmp_path)
     summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
     assert summary["processes"] == 2 and summary["updates"] == 4
     for folder in ("best", "final"):

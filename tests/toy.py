@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
-from transformers import PreTrainedTokenizerFast
+from transformers import MarianConfig, MarianMTModel, PreTrainedTokenizerFast
 
 from hf_nat import CMLMConfig, CMLMForConditionalGeneration
 from hf_nat.data import SPECIAL_TOKENS, Seq2SeqCollator
@@ -76,3 +76,13 @@ def exact_match(model, tokenizer, sentences: list[str], **generate_kwargs) -> fl
     out = model.generate(**batch, **generate_kwargs)
     hyps = tokenizer.batch_decode(out, skip_special_tokens=True)
     return sum(h == s for h, s in zip(hyps, sentences)) / len(sentences)
+
+
+def toy_ar_model(tokenizer, seed: int = 0, **overrides) -> MarianMTModel:
+    """An untrained AR model sharing the toy tokenizer (its scores are arbitrary but fixed)."""
+    torch.manual_seed(seed)
+    config = MarianConfig(**{**dict(vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1,
+                                    encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
+                                    decoder_ffn_dim=64, max_position_embeddings=64, pad_token_id=0, eos_token_id=2,
+                                    bos_token_id=1, decoder_start_token_id=1), **overrides})
+    return MarianMTModel(config).eval()

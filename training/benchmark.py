@@ -5,6 +5,10 @@ split; an autoregressive baseline is decoded in the same run, so latency and
 throughput are reported as ratios against AR greedy decoding measured on the
 same machine, threads and dtype.
 
+A NAT setting may hold ``"rescore": true``: its candidates (length beam, samples) are then ranked
+by the baseline's teacher-forced log-likelihood (``generate(..., rescorer=baseline)``), and the
+rescoring cost is part of the measured time.
+
 Example::
 
     python training/benchmark.py --models runs/cmlm --baseline runs/marian \\
@@ -148,11 +152,23 @@ def setting_label(setting: dict[str, Any], is_nat: bool) -> str:
         for key, short in (("max_iterations", "T"), ("length_beam", "lb")):
             if key in rest:
                 parts.append(f"{short}={rest.pop(key)}")
+        if rest.pop("rescore", False):
+            parts.append("+AR rescoring")
     elif "num_beams" in rest:
         beams = int(rest.pop("num_beams"))
         parts.append("greedy" if beams == 1 else f"beam{beams}")
     parts += [f"{k}={v}" for k, v in sorted(rest.items())]
     return " ".join(parts) or "default"
+
+
+def resolve_setting(setting: dict[str, Any], rescorer: Any) -> dict[str, Any]:
+    """The ``generate()`` options of a setting: ``"rescore": true`` becomes ``rescorer=<baseline>``."""
+    options = dict(setting)
+    if options.pop("rescore", False):
+        if rescorer is None:
+            raise ValueError(f"setting {setting} asks for rescoring but no AR baseline is loaded")
+        options["rescorer"] = rescorer
+    return options
 
 
 def _slug(text: str) -> str:
@@ -434,21 +450,26 @@ def run_benchmark(
     paths = [baseline] + [m for m in models if os.path.realpath(m) != base_real]
     names = _unique_names(paths)
 
+    needs_rescorer = any(s.get("rescore") for s in nat_settings)
+    rescorer = None
     rows: list[Row] = []
     for i, (path, name) in enumerate(zip(paths, names)):
         lm = loader(path, device, dtype)
         lm.name = name
         if i == 0 and lm.is_nat:
             raise ValueError(f"baseline {path} is a NAT model; it must be autoregressive")
+        if i == 0 and needs_rescorer:
+            rescorer = lm.model
         kind = "nat" if lm.is_nat else "ar"
         model_settings = nat_settings if lm.is_nat else (baseline_ar if i == 0 else ar_list)
         special = _special_ids(lm.tokenizer)
         for setting in model_settings:
             label = setting_label(setting, lm.is_nat)
             print(f"[benchmark] {name} | {label}", file=sys.stderr, flush=True)
+            options = resolve_setting(setting, rescorer) if lm.is_nat else setting
             # Latency first: its warm-up also warms the batched run.
-            lat = measure_latency(lm, latency_src, setting, warmup, max_new_tokens)
-            dec = decode_corpus(lm, sources, setting, batch_size, max_new_tokens)
+            lat = measure_latency(lm, latency_src, options, warmup, max_new_tokens)
+            dec = decode_corpus(lm, sources, options, batch_size, max_new_tokens)
             assert len(dec.hypotheses) == len(refs)
             scores = corpus_scores(dec.hypotheses, refs)
             hyps_file = f"hyps_{_slug(name + '_' + label)}.txt"
@@ -475,7 +496,8 @@ def run_benchmark(
                     hyps_file=hyps_file,
                 )
             )
-        _free(lm)
+        if lm.model is not rescorer:
+            _free(lm)
 
     ref_row = next(r for r in rows if r.model_path == baseline and r.setting == AR_GREEDY)
     for r in rows:

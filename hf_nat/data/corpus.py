@@ -1,9 +1,11 @@
 """Load a sentence-aligned parallel corpus as a ``DatasetDict`` with ``source``/``target`` columns.
 
-Two sources are supported:
+Three sources are supported:
 
 * a local directory of one-sentence-a-line files named ``{split}.{lang}.gz`` or ``{split}.{lang}``
   (the Multi30k layout);
+* a ``DatasetDict`` saved with ``save_to_disk`` (e.g. a distilled corpus from
+  ``training/distill.py``), with ``source``/``target`` columns or a translation layout;
 * a Hugging Face Hub dataset id, with either a ``translation`` column of ``{lang: text}`` dicts or
   one column per language code.
 """
@@ -33,7 +35,8 @@ def load_parallel_corpus(
     """Load a parallel corpus as a ``DatasetDict`` with string columns ``source`` and ``target``.
 
     Args:
-        source: a local directory holding ``{split}.{lang}[.gz]`` files, or a Hub dataset id.
+        source: a local directory holding ``{split}.{lang}[.gz]`` files or a saved ``DatasetDict``,
+            or a Hub dataset id.
         src_lang: language code of the source side (e.g. ``"en"``).
         tgt_lang: language code of the target side (e.g. ``"de"``).
         splits: splits to load; ``None`` loads every split available for both languages.
@@ -53,6 +56,8 @@ def load_parallel_corpus(
         raise ValueError(f"on_bad_lines must be one of {_BAD_LINE_POLICIES}, got {on_bad_lines!r}")
     if src_lang == tgt_lang:
         raise ValueError(f"src_lang and tgt_lang must differ, both are {src_lang!r}")
+    if os.path.isfile(os.path.join(source, "dataset_dict.json")):
+        return _load_saved(Path(source), src_lang, tgt_lang, splits, on_bad_lines)
     if os.path.isdir(source):
         return _load_local(Path(source), src_lang, tgt_lang, splits, on_bad_lines)
     return _load_hub(source, src_lang, tgt_lang, splits, on_bad_lines)
@@ -86,6 +91,28 @@ def parallel_columns(
         )
         out[split] = _to_dataset(sources, targets)
     return datasets.DatasetDict(out)
+
+
+def _load_saved(
+    directory: Path,
+    src_lang: str,
+    tgt_lang: str,
+    splits: Sequence[str] | None,
+    on_bad_lines: str,
+) -> datasets.DatasetDict:
+    """Load a ``save_to_disk`` folder; ``source``/``target`` columns are taken as they are."""
+    loaded = datasets.load_from_disk(str(directory))
+    if not isinstance(loaded, datasets.DatasetDict):
+        loaded = datasets.DatasetDict({"train": loaded})
+    if splits is not None:
+        missing = [s for s in splits if s not in loaded]
+        if missing:
+            raise FileNotFoundError(f"Saved dataset {directory} has no split(s) {missing}; available: {sorted(loaded)}")
+        loaded = datasets.DatasetDict({s: loaded[s] for s in splits})
+    if all({"source", "target"} <= set(ds.column_names) for ds in loaded.values()):
+        loaded = datasets.DatasetDict({split: ds.select_columns(["source", "target"]).rename_columns(
+            {"source": src_lang, "target": tgt_lang}) for split, ds in loaded.items()})
+    return parallel_columns(loaded, src_lang, tgt_lang, on_bad_lines=on_bad_lines)
 
 
 def _columns_of(ds: datasets.Dataset, split: str, src_lang: str, tgt_lang: str) -> tuple[list, list]:

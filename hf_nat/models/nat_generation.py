@@ -19,8 +19,12 @@ from transformers import GenerationConfig, GenerationMixin
 from transformers.utils import ModelOutput
 
 from .nat_layers import EncoderState
+from .nat_rescoring import check_rescorer, rescore_candidates, with_eos
 
-_COMMON_OPTIONS = {"return_dict_in_generate": False, "output_history": False}
+# Options every family accepts. ``rescorer`` (an AR seq2seq model sharing the tokenizer) replaces
+# the family's own candidate ranking by the AR log-likelihood divided by length**penalty.
+_COMMON_OPTIONS = {"return_dict_in_generate": False, "output_history": False, "rescorer": None,
+                   "rescore_length_penalty": 1.0}
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,8 @@ class NATGenerationMixin(GenerationMixin):
         """Validate option values; families extend this for their own options."""
         if int(options.get("max_iterations", 1)) < 1:
             raise ValueError(f"max_iterations must be >= 1, got {options['max_iterations']}")
+        if options.get("rescorer") is not None:
+            check_rescorer(options["rescorer"], self.config)
 
     def _nat_source_is_empty(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """True for sources holding no content token (empty or whitespace-only text)."""
@@ -160,7 +166,12 @@ class NATGenerationMixin(GenerationMixin):
             if options["output_history"]:
                 history.append(state.tokens)
 
-        candidate_scores = self._nat_candidate_scores(state)
+        if options["rescorer"] is not None:
+            candidate_scores = rescore_candidates(
+                options["rescorer"], input_ids, attention_mask, state.tokens, state.source_index,
+                self.config.pad_token_id, self.config.eos_token_id, options["rescore_length_penalty"])
+        else:
+            candidate_scores = self._nat_candidate_scores(state)
         best = _best_per_source(candidate_scores, input_ids.shape[0])
         tokens = state.tokens[best].masked_fill(empty[:, None], self.config.pad_token_id)
         sequences = self._nat_append_eos(tokens)
@@ -173,10 +184,7 @@ class NATGenerationMixin(GenerationMixin):
 
     def _nat_append_eos(self, tokens: torch.Tensor) -> torch.Tensor:
         """Content tokens (left-aligned, pad after) → content, eos, pad."""
-        pad, eos = self.config.pad_token_id, self.config.eos_token_id
-        lengths = tokens.ne(pad).sum(1, keepdim=True)
-        out = F.pad(tokens, (0, 1), value=pad)
-        return out.scatter(1, lengths, eos)
+        return with_eos(tokens, self.config.pad_token_id, self.config.eos_token_id)
 
     # Hooks each family implements.
     def _nat_initial_state(self, encoder: EncoderState, empty: torch.Tensor, options: dict) -> DecoderState:

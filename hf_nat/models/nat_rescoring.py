@@ -1,0 +1,63 @@
+"""Rescoring NAT candidates with an autoregressive model (the scoring half of noisy parallel decoding).
+
+Any transformers encoder-decoder that shares the NAT model's tokenizer can act as the scorer: the
+candidates of every source are scored by its teacher-forced log-likelihood in one batched pass,
+with the source encoded once per sentence rather than once per candidate.
+"""
+
+import torch
+from transformers.modeling_outputs import BaseModelOutput
+
+
+def check_rescorer(rescorer, config) -> None:
+    """Raise ``ValueError`` unless ``rescorer`` is a seq2seq model that can score ``config``'s tokens."""
+    scorer_config = getattr(rescorer, "config", None)
+    if scorer_config is None or not getattr(scorer_config, "is_encoder_decoder", False):
+        raise ValueError(f"rescorer must be a transformers encoder-decoder model, got {type(rescorer).__name__}")
+    for name in ("pad_token_id", "eos_token_id"):
+        if getattr(scorer_config, name, None) != getattr(config, name):
+            raise ValueError(f"rescorer must share the model's tokenizer: its {name} is "
+                             f"{getattr(scorer_config, name, None)}, the model's is {getattr(config, name)}")
+    vocab = rescorer.get_output_embeddings().weight.shape[0]
+    if vocab < config.vocab_size:
+        raise ValueError(f"rescorer must share the model's tokenizer: its vocabulary has {vocab} entries, "
+                         f"the model's {config.vocab_size}")
+    if getattr(scorer_config, "decoder_start_token_id", None) is None:
+        raise ValueError("rescorer.config.decoder_start_token_id is not set")
+
+
+def with_eos(tokens: torch.Tensor, pad_token_id: int, eos_token_id: int) -> torch.Tensor:
+    """Content tokens (left-aligned, pad after) → content, eos, pad (one column wider)."""
+    lengths = tokens.ne(pad_token_id).sum(1, keepdim=True)
+    out = torch.nn.functional.pad(tokens, (0, 1), value=pad_token_id)
+    return out.scatter(1, lengths, eos_token_id)
+
+
+@torch.inference_mode()
+def rescore_candidates(rescorer, input_ids: torch.Tensor, attention_mask: torch.Tensor, candidates: torch.Tensor,
+                       source_index: torch.Tensor, pad_token_id: int, eos_token_id: int,
+                       length_penalty: float = 1.0) -> torch.Tensor:
+    """Score each candidate by ``log p_AR(candidate + eos | source) / length ** length_penalty``.
+
+    ``input_ids``/``attention_mask`` (B, S) are the sources, ``candidates`` (N, T) content tokens
+    padded with pad and ``source_index`` (N,) the source of each candidate. The rescorer may live
+    on another device or in another dtype; the (N,) float32 scores come back on the candidates'
+    device.
+    """
+    device = rescorer.device
+    labels = with_eos(candidates, pad_token_id, eos_token_id).to(device)
+    start = torch.full_like(labels[:, :1], rescorer.config.decoder_start_token_id)
+    decoder_input_ids = torch.cat([start, labels[:, :-1]], dim=1)
+    # The decoder is causal: pad after eos never influences the scored positions.
+    source_mask = attention_mask.to(device)
+    encoded = rescorer.get_encoder()(input_ids=input_ids.to(device), attention_mask=source_mask)
+    index = source_index.to(device)
+    encoder_outputs = BaseModelOutput(last_hidden_state=encoded.last_hidden_state.index_select(0, index))
+    logits = rescorer(encoder_outputs=encoder_outputs, attention_mask=source_mask.index_select(0, index),
+                      decoder_input_ids=decoder_input_ids).logits
+    token_logits = logits.gather(-1, labels.unsqueeze(-1)).squeeze(-1).float()
+    log_probs = token_logits - logits.float().logsumexp(-1)
+    scored = labels.ne(pad_token_id)
+    total = (log_probs * scored).sum(1)
+    length = scored.sum(1).clamp(min=1).float()
+    return (total / length.pow(length_penalty)).to(candidates.device, torch.float32)

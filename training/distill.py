@@ -1,0 +1,255 @@
+"""Sequence-level knowledge distillation (Kim & Rush, 2016): replace a corpus's targets by a teacher's
+beam-search translations.
+
+Any transformers seq2seq model can be the teacher: our AR baseline, or a Hub model such as
+``Helsinki-NLP/opus-mt-en-de`` on a machine that can reach the Hub. The result is a ``datasets``
+``DatasetDict`` saved in ``--output_dir`` with columns ``source``, ``target`` (the teacher's
+translation) and ``original_target``; ``training/train.py --data OUTPUT_DIR`` reads it like any
+corpus. Splits named by ``--copy_splits`` (validation, test) are stored with their references as
+targets, so validation during training still compares against human translations.
+
+The work is cut into chunks of ``--chunk_size`` length-sorted sentences; each finished chunk is
+written atomically under ``OUTPUT_DIR/work``, so a killed run started again with the same command
+continues where it stopped and loses at most the chunks in flight. Processes split the chunks::
+
+    python training/distill.py --teacher runs/ar_en_de/best --data ../shared/data/multi30k \\
+        --src en --tgt de --output_dir runs/distill_en_de --student_tokenizer runs/tok_en_de_8k
+    accelerate launch --num_processes 2 training/distill.py ...   # same, two processes
+
+Distillation works on text, so teacher and student may tokenize differently in principle. When
+``--student_tokenizer`` is given, the teacher must share it (the recipe also uses the teacher as
+the AR rescorer, which needs identical token ids): a mismatch is an error before any decoding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import datasets
+import torch
+from accelerate import Accelerator
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import hf_nat  # noqa: E402,F401  (registers hf_nat families with the Auto classes)
+from hf_nat.data import TokenBudgetBatchSampler, load_parallel_corpus  # noqa: E402
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer  # noqa: E402
+
+logger = logging.getLogger("distill")
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line options of the distillation script."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--teacher", required=True, help="seq2seq model folder or Hub id")
+    p.add_argument("--data", required=True, help="corpus directory, saved DatasetDict or Hub dataset id")
+    p.add_argument("--src", required=True)
+    p.add_argument("--tgt", required=True)
+    p.add_argument("--splits", nargs="+", default=["train"], help="splits whose targets the teacher replaces")
+    p.add_argument("--copy_splits", nargs="*", default=["val"], help="splits stored with their references")
+    p.add_argument("--output_dir", required=True)
+    p.add_argument("--student_tokenizer", default=None, help="tokenizer folder the teacher must share")
+    p.add_argument("--num_beams", type=int, default=5)
+    p.add_argument("--max_tokens", type=int, default=2048, help="padded source tokens per batch (times beams)")
+    p.add_argument("--max_sentences", type=int, default=128)
+    p.add_argument("--max_length_a", type=float, default=1.5, help="max new tokens = a * source length + b")
+    p.add_argument("--max_length_b", type=int, default=10)
+    p.add_argument("--chunk_size", type=int, default=1024, help="sentences per resumable unit of work")
+    p.add_argument("--dtype", default="fp32", choices=sorted(_DTYPES))
+    p.add_argument("--threads", type=int, default=None, help="torch threads per process")
+    p.add_argument("--limit", type=int, default=None, help="distill only the first N sentences of each split")
+    return p
+
+
+def check_same_tokenizer(teacher_tokenizer, student_tokenizer) -> None:
+    """Raise ``ValueError`` unless both tokenizers map every token to the same id."""
+    teacher_vocab, student_vocab = teacher_tokenizer.get_vocab(), student_tokenizer.get_vocab()
+    if teacher_vocab != student_vocab:
+        only_teacher = sorted(set(teacher_vocab) - set(student_vocab))[:5]
+        only_student = sorted(set(student_vocab) - set(teacher_vocab))[:5]
+        raise ValueError(
+            f"the teacher's tokenizer differs from the student's ({len(teacher_vocab)} vs {len(student_vocab)} "
+            f"entries; e.g. only in the teacher: {only_teacher}, only in the student: {only_student}). "
+            "Use a teacher trained with the student's tokenizer, or drop --student_tokenizer to distill text only.")
+
+
+def make_chunks(sources: list[str], tokenizer, chunk_size: int) -> list[list[int]]:
+    """Sentence indices sorted by source length (ties by index) and cut into chunks."""
+    lengths = [len(ids) for ids in tokenizer(sources)["input_ids"]]
+    order = sorted(range(len(sources)), key=lambda i: (lengths[i], i))
+    return [order[start:start + chunk_size] for start in range(0, len(order), chunk_size)]
+
+
+def run_fingerprint(args, corpus: datasets.DatasetDict) -> dict:
+    """What must not change between a run and its resumption."""
+    digest = hashlib.sha256()
+    for split in args.splits:
+        for text in corpus[split]["source"]:
+            digest.update(text.encode("utf-8") + b"\n")
+    return {"teacher": args.teacher, "num_beams": args.num_beams, "chunk_size": args.chunk_size,
+            "splits": args.splits, "sizes": {s: len(corpus[s]) for s in args.splits},
+            "max_length_a": args.max_length_a, "max_length_b": args.max_length_b, "sources_sha256": digest.hexdigest()}
+
+
+def check_or_write_plan(output_dir: Path, fingerprint: dict, is_main: bool) -> None:
+    """Refuse to resume a run made with other settings; write the plan on the first run."""
+    plan = output_dir / "work" / "plan.json"
+    if plan.exists():
+        previous = json.loads(plan.read_text())
+        if previous != fingerprint:
+            changed = sorted(k for k in fingerprint if previous.get(k) != fingerprint[k])
+            raise ValueError(f"{output_dir} holds a distillation run with other settings ({changed} differ); "
+                             "use a new --output_dir or delete it")
+    elif is_main:
+        plan.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(plan, fingerprint)
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    """Write JSON to ``path`` through a temporary file, so a kill never leaves half a file."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, ensure_ascii=False))
+    os.replace(tmp, path)
+
+
+def read_chunk(path: Path, expected: list[int]) -> list[str] | None:
+    """The hypotheses of a finished chunk, or None if it is missing or unreadable."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("indices") != expected or len(data.get("hypotheses", [])) != len(expected):
+        return None
+    return data["hypotheses"]
+
+
+@torch.inference_mode()
+def translate_chunk(model, tokenizer, sources: list[str], args) -> list[str]:
+    """Beam-search translations of ``sources`` (already length-sorted), batched under a token budget."""
+    encoded = tokenizer(sources, truncation=True, max_length=getattr(model.config, "max_position_embeddings", 512))
+    lengths = [len(ids) for ids in encoded["input_ids"]]
+    sampler = TokenBudgetBatchSampler(lengths, max_tokens=max(args.max_tokens // args.num_beams, 1), shuffle=False,
+                                      max_sentences=args.max_sentences)
+    hypotheses = [""] * len(sources)
+    for batch in sampler:
+        features = [{"input_ids": encoded["input_ids"][i], "attention_mask": encoded["attention_mask"][i]}
+                    for i in batch]
+        inputs = tokenizer.pad(features, return_tensors="pt").to(model.device)
+        max_new = int(args.max_length_a * max(lengths[i] for i in batch) + args.max_length_b)
+        out = model.generate(**inputs, num_beams=args.num_beams, num_return_sequences=1, max_new_tokens=max_new,
+                             do_sample=False)
+        for i, text in zip(batch, tokenizer.batch_decode(out, skip_special_tokens=True)):
+            hypotheses[i] = text.strip()
+    return hypotheses
+
+
+def distill_split(model, tokenizer, sources: list[str], chunks: list[list[int]], work: Path,
+                  accelerator: Accelerator, args) -> int:
+    """Translate this process's share of unfinished chunks; returns the sentences translated now."""
+    work.mkdir(parents=True, exist_ok=True)
+    done = 0
+    for number, chunk in enumerate(chunks):
+        if number % accelerator.num_processes != accelerator.process_index:
+            continue
+        path = work / f"chunk_{number:05d}.json"
+        if read_chunk(path, chunk) is not None:
+            continue
+        started = time.perf_counter()
+        hypotheses = translate_chunk(model, tokenizer, [sources[i] for i in chunk], args)
+        write_json_atomic(path, {"indices": chunk, "hypotheses": hypotheses})
+        done += len(chunk)
+        logger.info("process %d: chunk %d/%d (%d sentences) in %.1fs", accelerator.process_index, number + 1,
+                    len(chunks), len(chunk), time.perf_counter() - started)
+    return done
+
+
+def assemble(corpus: datasets.DatasetDict, chunks_per_split: dict, work: Path, copy_splits: list[str]):
+    """The distilled ``DatasetDict`` and per-split counts; every sentence of every split is kept.
+
+    An empty teacher output (a degenerate beam) keeps the original target, and is counted.
+    """
+    features = datasets.Features({name: datasets.Value("string")
+                                  for name in ("source", "target", "original_target")})
+    out, stats = {}, {}
+    for split, chunks in chunks_per_split.items():
+        teacher = [None] * len(corpus[split])
+        for number, chunk in enumerate(chunks):
+            hypotheses = read_chunk(work / split / f"chunk_{number:05d}.json", chunk)
+            if hypotheses is None:
+                raise RuntimeError(f"chunk {number} of split {split!r} is missing; run the same command again")
+            for i, text in zip(chunk, hypotheses):
+                teacher[i] = text
+        original = list(corpus[split]["target"])
+        empty = sum(1 for t in teacher if not t)
+        targets = [t if t else o for t, o in zip(teacher, original)]
+        out[split] = datasets.Dataset.from_dict(
+            {"source": list(corpus[split]["source"]), "target": targets, "original_target": original},
+            features=features)
+        changed = sum(t != o for t, o in zip(targets, original))
+        stats[split] = {"sentences": len(targets), "empty_teacher_outputs_kept_original": empty,
+                        "targets_changed": changed}
+    for split in copy_splits:
+        original = list(corpus[split]["target"])
+        out[split] = datasets.Dataset.from_dict(
+            {"source": list(corpus[split]["source"]), "target": original, "original_target": original},
+            features=features)
+        stats[split] = {"sentences": len(original), "copied": True}
+    return datasets.DatasetDict(out), stats
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Distill the corpus; returns the summary written to ``OUTPUT_DIR/distill_summary.json``."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    accelerator = Accelerator()
+    output_dir = Path(args.output_dir)
+    corpus = load_parallel_corpus(args.data, args.src, args.tgt, splits=list(args.splits) + list(args.copy_splits))
+    if args.limit:
+        corpus = datasets.DatasetDict({s: d.select(range(min(args.limit, len(d)))) for s, d in corpus.items()})
+
+    tokenizer = AutoTokenizer.from_pretrained(args.teacher)
+    if args.student_tokenizer:
+        check_same_tokenizer(tokenizer, AutoTokenizer.from_pretrained(args.student_tokenizer))
+    check_or_write_plan(output_dir, run_fingerprint(args, corpus), accelerator.is_main_process)
+    accelerator.wait_for_everyone()
+    model = AutoModelForSeq2SeqLM.from_pretrained(args.teacher, dtype=_DTYPES[args.dtype]).to(accelerator.device)
+    model.eval()
+
+    started = time.perf_counter()
+    chunks_per_split, translated = {}, 0
+    for split in args.splits:
+        sources = list(corpus[split]["source"])
+        chunks_per_split[split] = make_chunks(sources, tokenizer, args.chunk_size)
+        translated += distill_split(model, tokenizer, sources, chunks_per_split[split], output_dir / "work" / split,
+                                    accelerator, args)
+    seconds = time.perf_counter() - started
+    translated = int(accelerator.reduce(torch.tensor(translated, device=accelerator.device), "sum"))
+    accelerator.wait_for_everyone()
+    summary = {}
+    if accelerator.is_main_process:
+        dataset, stats = assemble(corpus, chunks_per_split, output_dir / "work", list(args.copy_splits))
+        dataset.save_to_disk(str(output_dir))
+        summary = {"teacher": args.teacher, "num_beams": args.num_beams, "splits": stats,
+                   "processes": accelerator.num_processes, "threads": torch.get_num_threads(),
+                   "device": str(accelerator.device), "dtype": args.dtype,
+                   "sentences_translated_this_run": translated, "seconds_this_run": round(seconds, 1),
+                   "sentences_per_second": round(translated / seconds, 2) if translated and seconds else None,
+                   "command": " ".join([os.path.basename(sys.argv[0])] + (argv if argv is not None else sys.argv[1:]))}
+        write_json_atomic(output_dir / "distill_summary.json", summary)
+        logger.info("distilled corpus saved to %s: %s", output_dir, stats)
+    accelerator.wait_for_everyone()
+    return summary
+
+
+if __name__ == "__main__":
+    main()
