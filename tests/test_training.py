@@ -72,6 +72,15 @@ def test_resume_is_bit_identical(toy_corpus, tmp_path):
     assert summary["updates"] == 8
 
 
+def test_per_invocation_time_limit_stops_with_a_checkpoint_and_resumes(toy_corpus, tmp_path):
+    out = tmp_path / "stepwise"
+    first = main(_train_args(toy_corpus, out, 8, "--max_minutes_this_run", "0"))
+    assert first["updates"] == 1  # stopped after the first update, checkpoint written
+    assert (out / "checkpoints" / "step_1").is_dir()
+    second = main(_train_args(toy_corpus, out, 8, "--resume"))
+    assert second["updates"] == 8
+
+
 def test_resume_without_or_with_broken_checkpoint_is_a_clear_error(toy_corpus, tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         main(_train_args(toy_corpus, tmp_path / "empty", 3, "--resume"))

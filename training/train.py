@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip_norm", type=float, default=1.0)
     p.add_argument("--max_updates", type=int, default=100000)
     p.add_argument("--max_minutes", type=float, default=None, help="stop after this much training wall time")
+    p.add_argument("--max_minutes_this_run", type=float, default=None,
+                   help="stop this invocation (with a checkpoint) after N minutes; resume later with --resume")
     p.add_argument("--mixed_precision", default="no", choices=["no", "bf16", "fp16"])
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=None, help="torch threads per process")
@@ -297,13 +299,17 @@ def train(args) -> dict:
     window = {"loss": 0.0, "n": 0, "tokens": 0, "start": time.perf_counter()}
     stop = False
     started = time.perf_counter() - state.train_seconds
+    run_started = time.perf_counter()
 
     def out_of_time() -> bool:
-        if args.max_minutes is None:
+        if args.max_minutes is None and args.max_minutes_this_run is None:
             return False
         # Every process must agree, or one would wait forever for the others' gradients.
-        elapsed = torch.tensor([time.perf_counter() - started], device=accelerator.device)
-        return accelerator.reduce(elapsed, "max").item() > args.max_minutes * 60
+        now = time.perf_counter()
+        elapsed = torch.tensor([now - started, now - run_started], device=accelerator.device)
+        total, this_run = accelerator.reduce(elapsed, "max").tolist()
+        return ((args.max_minutes is not None and total > args.max_minutes * 60)
+                or (args.max_minutes_this_run is not None and this_run > args.max_minutes_this_run * 60))
 
     while not stop and state.step < args.max_updates:
         sampler.set_epoch(state.epoch)
