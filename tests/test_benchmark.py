@@ -115,6 +115,11 @@ def test_repetition_rate() -> None:
     assert bench.repetition_rate([[3, 4, 5]]) == 0.0
 
 
+def test_count_tokens() -> None:
+    assert bench.count_tokens([[5, 4, 4], [4, 1]], {4}) == 3
+    assert bench.count_tokens([[5, 6]], {4}) == 0
+
+
 def test_setting_label_and_cli() -> None:
     assert bench.setting_label({"num_beams": 1}, is_nat=False) == "greedy"
     assert bench.setting_label({"num_beams": 5}, is_nat=False) == "beam5"
@@ -176,6 +181,7 @@ def test_run_benchmark(tiny_setup: dict[str, str]) -> None:
     for r in rows:
         assert 0.0 <= r["bleu"] <= 100.0 + 1e-9 and 0.0 <= r["chrf"] <= 100.0 + 1e-9
         assert 0.0 <= r["repetition_rate"] <= 1.0
+        assert r["leftover_special_tokens"] == 0
         assert r["latency_ms_median"] > 0 and r["latency_ms_p90"] >= r["latency_ms_median"]
         assert r["sents_per_s"] > 0 and r["speedup"] > 0 and r["throughput_ratio"] > 0
         assert r["n_sentences"] == 8 and r["latency_sentences"] == 3

@@ -99,6 +99,7 @@ class Row:
     mean_iterations: float
     iterations_unit: str
     repetition_rate: float
+    leftover_special_tokens: int = 0
     speedup: float = float("nan")
     throughput_ratio: float = float("nan")
     hyps_file: str = ""
@@ -177,6 +178,17 @@ def _slug(text: str) -> str:
 
 def _special_ids(tokenizer: Any) -> set[int]:
     return {int(i) for i in tokenizer.all_special_ids}
+
+
+def _leftover_ids(tokenizer: Any) -> set[int]:
+    """Special ids that must never reach an output (mask, placeholder, blank, ...)."""
+    allowed = {tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id}
+    return _special_ids(tokenizer) - {int(i) for i in allowed if i is not None}
+
+
+def count_tokens(token_ids: Iterable[Sequence[int]], ids: set[int]) -> int:
+    """How many tokens of ``token_ids`` are in ``ids`` (a decoded set's leftover mask/placeholder count)."""
+    return sum(1 for seq in token_ids for t in seq if int(t) in ids)
 
 
 def _pad_id(lm: LoadedModel) -> int:
@@ -493,6 +505,7 @@ def run_benchmark(
                     mean_iterations=float(np.mean(dec.iterations)) if dec.iterations else 0.0,
                     iterations_unit="refinement iterations" if lm.is_nat else "decoder steps",
                     repetition_rate=repetition_rate(dec.token_ids, special),
+                    leftover_special_tokens=count_tokens(dec.token_ids, _leftover_ids(lm.tokenizer)),
                     hyps_file=hyps_file,
                 )
             )
@@ -543,8 +556,8 @@ def format_markdown(results: dict[str, Any]) -> str:
         f"- command: `{m['command']}`",
         "",
         f"| model | setting | BLEU | chrF | latency ms (median / p90) | speedup × "
-        f"| sents/s (b{m['batch_size']}) | throughput × | mean iterations | repetition % |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| sents/s (b{m['batch_size']}) | throughput × | mean iterations | repetition % | leftover specials |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results["rows"]:
         unit = "" if r["kind"] == "nat" else " steps"
@@ -552,7 +565,8 @@ def format_markdown(results: dict[str, Any]) -> str:
             f"| {r['model']} | {r['label']} | {r['bleu']:.2f} | {r['chrf']:.2f} "
             f"| {r['latency_ms_median']:.1f} / {r['latency_ms_p90']:.1f} | {r['speedup']:.2f} "
             f"| {r['sents_per_s']:.1f} | {r['throughput_ratio']:.2f} "
-            f"| {r['mean_iterations']:.2f}{unit} | {100 * r['repetition_rate']:.2f} |"
+            f"| {r['mean_iterations']:.2f}{unit} | {100 * r['repetition_rate']:.2f} "
+            f"| {r.get('leftover_special_tokens', 0)} |"
         )
     return "\n".join(lines) + "\n"
 
