@@ -45,6 +45,9 @@ class NATPreTrainedModel(PreTrainedModel):
     main_input_name = "input_ids"
     _supports_sdpa = True
     is_nat = True
+    # Losses are per-batch means: transformers' Trainer must scale them for gradient accumulation
+    # and data parallelism itself (it would skip that for models taking **kwargs).
+    accepts_loss_kwargs = False
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):

@@ -1,0 +1,86 @@
+"""training/finetune.py: Seq2SeqTrainer continues training a saved hf_nat checkpoint."""
+
+import json
+
+import pytest
+import torch
+
+from tests.toy import CMLMForConditionalGeneration, toy_config, toy_sentences, toy_tokenizer
+from training import finetune
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, Seq2SeqTrainingArguments
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: the model is tiny and other work may share the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def write_corpus(folder, splits: dict[str, list[str]]) -> None:
+    """A copy-task corpus in the Multi30k layout: ``{split}.xx`` and ``{split}.yy`` hold the same lines."""
+    folder.mkdir()
+    for split, sentences in splits.items():
+        for lang in ("xx", "yy"):
+            (folder / f"{split}.{lang}").write_text("\n".join(sentences) + "\n")
+
+
+def save_toy_checkpoint(folder) -> None:
+    """An untrained toy CMLM and its tokenizer, saved like any hf_nat checkpoint."""
+    torch.manual_seed(0)
+    tokenizer = toy_tokenizer()
+    CMLMForConditionalGeneration(toy_config(tokenizer)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def test_finetune_lowers_loss_and_saves_a_loadable_model(tmp_path, one_thread):
+    save_toy_checkpoint(tmp_path / "base")
+    write_corpus(tmp_path / "corpus", {"train": toy_sentences(512, seed=1), "val": toy_sentences(16, seed=2)})
+    out = tmp_path / "ft"
+    summary = finetune.main([
+        "--model", str(tmp_path / "base"), "--data", str(tmp_path / "corpus"), "--src", "xx", "--tgt", "yy",
+        "--output_dir", str(out), "--max_steps", "200", "--learning_rate", "3e-3", "--lr_scheduler_type", "constant",
+        "--per_device_train_batch_size", "32", "--logging_steps", "20", "--save_strategy", "no",
+        "--eval_strategy", "steps", "--eval_steps", "100", "--report_to", "none", "--use_cpu", "--seed", "0",
+        "--disable_tqdm", "true", "--dataloader_pin_memory", "false",
+        "--eval_generate_kwargs", '{"max_iterations": 2, "length_beam": 2}',
+    ])
+
+    losses = [entry["loss"] for entry in summary["losses"]]
+    assert summary["global_step"] == 200 and len(losses) == 10
+    assert sum(losses[-2:]) / 2 < 0.6 * losses[0], losses
+    assert [entry["step"] for entry in summary["eval_losses"]] == [100, 200]
+    assert set(summary["validation"]) == {"bleu", "chrf"}
+    assert json.loads((out / finetune.SUMMARY_FILE).read_text())["losses"] == summary["losses"]
+
+    assert (out / "model.safetensors").is_file()
+    model = AutoModelForSeq2SeqLM.from_pretrained(out).eval()
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert isinstance(model, CMLMForConditionalGeneration)
+    batch = tokenizer(["w1 w2 w3", "w4 w5"], return_tensors="pt", padding=True)
+    ids = model.generate(**batch, max_iterations=2)
+    assert ids.shape[0] == 2 and len(tokenizer.batch_decode(ids, skip_special_tokens=True)) == 2
+
+
+def test_trainer_does_not_treat_nat_losses_as_token_sums(tmp_path, one_thread):
+    # forward(**kwargs) would make the Trainer pass num_items_in_batch and skip the division of
+    # the loss by the gradient accumulation steps; hf_nat losses are batch means.
+    torch.manual_seed(0)
+    tokenizer = toy_tokenizer()
+    model = CMLMForConditionalGeneration(toy_config(tokenizer))
+    args = Seq2SeqTrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none",
+                                    gradient_accumulation_steps=2)
+    finetune.adapt_for_trainer(model, args)
+    trainer = finetune.build_trainer(model, tokenizer, None, None, args)
+    assert trainer.model_accepts_loss_kwargs is False and args.prediction_loss_only
+
+
+def test_nat_models_refuse_predict_with_generate(tmp_path, one_thread):
+    save_toy_checkpoint(tmp_path / "base")
+    write_corpus(tmp_path / "corpus", {"train": toy_sentences(8, seed=1)})
+    with pytest.raises(ValueError, match="predict_with_generate"):
+        finetune.main(["--model", str(tmp_path / "base"), "--data", str(tmp_path / "corpus"), "--src", "xx",
+                       "--tgt", "yy", "--valid_split", "", "--output_dir", str(tmp_path / "ft"),
+                       "--predict_with_generate", "--use_cpu", "--report_to", "none"])
