@@ -12,7 +12,8 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# OMP_NUM_THREADS, when set, wins: on a box busy with training, 2 threads per test oversubscribe it.
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or min(2, os.cpu_count() or 1)))
 
 # The shared corpus lies beside the checkout (../shared), as on developer machines and in CI.
 MULTI30K = Path(__file__).resolve().parents[2] / "shared" / "data" / "multi30k"

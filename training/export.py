@@ -1,0 +1,430 @@
+"""Export a trained hf_nat model as a self-contained Hub folder, and optionally push it.
+
+The folder loads in a process where hf_nat is not installed::
+
+    AutoModelForSeq2SeqLM.from_pretrained(folder, trust_remote_code=True)
+    pipeline("translation", model=folder, trust_remote_code=True)
+
+It holds safetensors weights, ``config.json`` (``auto_map`` for AutoConfig/AutoModel/
+AutoModelForSeq2SeqLM, ``custom_pipelines["translation"]``), the flat modeling code, the
+tokenizer, ``generation_config.json`` with the family's decoding defaults, and a README model card
+rendered from ``model_cards/nat_translation.md`` with the benchmark results (never invented ones).
+
+Example::
+
+    python training/export.py --model runs/cmlm_en_de/best --output_dir exports/cmlm_en_de \\
+        --results results/multi30k_en_de_cpu/results.json --model_key cmlm_en_de/best \\
+        --training_summary runs/cmlm_en_de/summary.json [--push USER/cmlm-en-de] [--private]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+_REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(_REPO_ROOT) not in sys.path:
+    # `python training/export.py` puts training/ (not the repo) on sys.path.
+    sys.path.insert(0, str(_REPO_ROOT))
+
+import transformers  # noqa: E402
+from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, get_token  # noqa: E402
+from huggingface_hub.constants import is_offline_mode  # noqa: E402
+from huggingface_hub.utils import validate_repo_id  # noqa: E402
+from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer  # noqa: E402
+from transformers.dynamic_module_utils import get_imports, get_relative_import_files  # noqa: E402
+
+import hf_nat  # noqa: E402  (registers the families with the Auto classes)
+from hf_nat import NATTranslationPipeline  # noqa: E402
+
+CARD_TEMPLATE = _REPO_ROOT / "model_cards" / "nat_translation.md"
+AUTO_CLASSES = ("AutoConfig", "AutoModel", "AutoModelForSeq2SeqLM")
+_EXAMPLES = {"en": "A man is riding a bicycle down the street.",
+             "de": "Ein Mann fährt mit dem Fahrrad die Straße entlang.",
+             "fr": "Un homme fait du vélo dans la rue.",
+             "cs": "Muž jede na kole po ulici."}
+
+
+# --- loading the model folder -------------------------------------------------------------------
+def find_family(model_type: str) -> tuple[type, type, type]:
+    """The (config, base model, generation model) classes of the hf_nat family ``model_type``."""
+    for family in hf_nat.FAMILIES:
+        if family[0].model_type == model_type:
+            return family
+    known = sorted(family[0].model_type for family in hf_nat.FAMILIES)
+    raise ValueError(f"model type {model_type!r} is not an hf_nat family (known: {known})")
+
+
+def load_model_folder(model_dir: str | os.PathLike):
+    """Load ``(model, tokenizer)`` from a ``save_pretrained`` folder, with errors that name the folder."""
+    path = Path(model_dir)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path} is not a model folder: no config.json there "
+                                f"(expected the output of save_pretrained, e.g. runs/<name>/best)")
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"unreadable config.json in {path}: {error}") from error
+    find_family(config.model_type)
+    model = AutoModelForSeq2SeqLM.from_pretrained(path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as error:
+        raise FileNotFoundError(f"no loadable tokenizer in {path}: {error}") from error
+    fill_generation_defaults(model)
+    return model.eval(), tokenizer
+
+
+def fill_generation_defaults(model) -> None:
+    """Give the generation config every decoding default of the family that it lacks (saved values win)."""
+    for name, value in model.nat_generation_defaults.items():
+        if not hasattr(model.generation_config, name):
+            setattr(model.generation_config, name, value)
+
+
+# --- the flat modeling code ------------------------------------------------------------------------
+def _class_ref(cls: type) -> str:
+    """``module.Class`` as remote code names it: the flat file's stem, then the class."""
+    return f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}"
+
+
+def auto_map_for(model_type: str) -> dict[str, str]:
+    """The ``auto_map`` entries of a family: AutoConfig, AutoModel and AutoModelForSeq2SeqLM."""
+    return dict(zip(AUTO_CLASSES, map(_class_ref, find_family(model_type))))
+
+
+def custom_pipelines_entry() -> dict[str, dict]:
+    """``config.custom_pipelines`` for the translation pipeline, in the format transformers 5 reads.
+
+    ``pipeline()`` looks a task up in ``config.custom_pipelines`` *before* it rejects the task
+    names transformers 5 removed ("translation" is one), so no registration is needed in the
+    loading process. ``pt`` names transformers Auto classes; v5 has no TensorFlow, so no ``tf``.
+    """
+    return {"translation": {"impl": _class_ref(NATTranslationPipeline),
+                            "pt": ["AutoModelForSeq2SeqLM"], "type": "text"}}
+
+
+def code_files(classes: Sequence[type]) -> list[Path]:
+    """Source files of ``classes`` plus every sibling module they import relatively, recursively.
+
+    Uses transformers' own import scanner, so the list is exactly what the remote-code loader
+    will look for.
+    """
+    files: dict[str, Path] = {}
+    for cls in classes:
+        source = Path(sys.modules[cls.__module__].__file__)
+        for path in [source, *map(Path, get_relative_import_files(source))]:
+            files.setdefault(path.name, path)
+    return sorted(files.values())
+
+
+def copy_code(classes: Sequence[type], folder: Path) -> list[Path]:
+    """Copy the flat modeling code into ``folder``; refuse code that imports hf_nat absolutely."""
+    copied = []
+    for source in code_files(classes):
+        if "hf_nat" in get_imports(source):
+            raise ValueError(f"{source} imports hf_nat absolutely; remote code can only use relative "
+                             f"imports of sibling modules")
+        target = folder / source.name
+        shutil.copyfile(source, target)
+        copied.append(target)
+    return copied
+
+
+# --- benchmark results and training summary ---------------------------------------------------------
+def read_json(path: str | os.PathLike, what: str) -> dict:
+    """Read a JSON object, with an error naming the file and what it should hold."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} file {path} does not exist") from None
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{what} file {path} is not valid JSON: {error}") from error
+    if not isinstance(data, dict):
+        raise ValueError(f"{what} file {path} holds {type(data).__name__}, expected a JSON object")
+    return data
+
+
+def load_results(path: str | os.PathLike) -> dict:
+    """Read a results.json written by training/benchmark.py (``metadata`` and ``rows``)."""
+    results = read_json(path, "benchmark results")
+    if not isinstance(results.get("rows"), list):
+        raise ValueError(f"benchmark results file {path} has no 'rows' list (not a training/benchmark.py result)")
+    results.setdefault("metadata", {})
+    return results
+
+
+def _same_path(a: str, b: str | os.PathLike) -> bool:
+    return os.path.normpath(a) == os.path.normpath(b) or os.path.realpath(a) == os.path.realpath(b)
+
+
+def select_rows(results: dict | None, model_dir: str | os.PathLike, model_key: str | None = None) -> list[dict]:
+    """The NAT rows of ``results`` that measured this model: named ``model_key``, else with its path.
+
+    No match by bare folder name ("best"): a wrong match would put another model's numbers on the card.
+    """
+    if not results:
+        return []
+    rows = [r for r in results["rows"] if r.get("kind") == "nat"]
+    if model_key is not None:
+        return [r for r in rows if r.get("model") == model_key]
+    return [r for r in rows if _same_path(r.get("model_path", ""), model_dir)]
+
+
+def baseline_rows(results: dict | None) -> list[dict]:
+    """The autoregressive rows of ``results`` (the baseline that speed ratios refer to)."""
+    return [r for r in results["rows"] if r.get("kind") == "ar"] if results else []
+
+
+def default_training_summary(model_dir: str | os.PathLike) -> Path | None:
+    """``training_info.json``, which training/train.py writes into best/ and final/, if present."""
+    path = Path(model_dir) / "training_info.json"
+    return path if path.is_file() else None
+
+
+# --- the model card -----------------------------------------------------------------------------------
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    return f"{value:.{digits}f}" if _finite(value) else "n/a"
+
+
+def eval_results(rows: Sequence[dict], dataset: dict, baseline_label: str) -> list[EvalResult]:
+    """model-index entries: sacreBLEU, chrF and the latency speedup of each decoding setting, as measured."""
+    common = dict(task_type="translation", task_name="Translation", dataset_type=dataset["type"],
+                  dataset_name=dataset["name"], dataset_config=dataset["config"], dataset_split=dataset["split"])
+    metrics = [("bleu", "bleu", "sacreBLEU"), ("chrf", "chrf", "chrF"),
+               ("speedup", "speedup", f"latency speedup vs AR {baseline_label}, batch 1")]
+    results = []
+    for row in rows:
+        for key, metric_type, name in metrics:
+            if _finite(row.get(key)):
+                results.append(EvalResult(metric_type=metric_type, metric_name=f"{name} ({row['label']})",
+                                          metric_value=row[key], **common))
+    return results
+
+
+def _table_row(row: dict) -> dict:
+    iterations = _fmt(row.get("mean_iterations"))
+    if row.get("kind") == "ar" and iterations != "n/a":
+        iterations += " steps"
+    return {"model": row.get("model", "?"), "kind": "AR baseline" if row.get("kind") == "ar" else "this model",
+            "setting": row.get("label", json.dumps(row.get("setting", {}))), "bleu": _fmt(row.get("bleu")),
+            "chrf": _fmt(row.get("chrf")), "latency": _fmt(row.get("latency_ms_median"), 1),
+            "speedup": _fmt(row.get("speedup")), "sents_per_s": _fmt(row.get("sents_per_s"), 1),
+            "throughput": _fmt(row.get("throughput_ratio")), "iterations": iterations,
+            "repetition": _fmt(100 * row["repetition_rate"]) if _finite(row.get("repetition_rate")) else "n/a"}
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return json.dumps(value) if isinstance(value, (dict, list, bool)) or value is None else str(value)
+
+
+def _recipe(summary: dict | None) -> dict | None:
+    """Training facts as (name, value) pairs: top-level scalars, then the command-line arguments."""
+    if not summary:
+        return None
+    facts = [(k, v) for k, v in summary.items() if not isinstance(v, (dict, list))]
+    args = summary.get("args") if isinstance(summary.get("args"), dict) else {}
+    curve = summary.get("valid_curve")
+    if isinstance(curve, list) and curve:
+        facts.append(("validation points", len(curve)))
+    return {"facts": [(k, _show(v)) for k, v in facts], "args": [(k, _show(v)) for k, v in args.items()]}
+
+
+def _model_facts(model) -> dict:
+    config = model.config
+    family = find_family(config.model_type)
+    return {"family": family[2].__name__.replace("ForConditionalGeneration", ""),
+            "family_summary": (family[0].__doc__ or "").strip().splitlines()[0].rstrip("."),
+            "model_type": config.model_type, "parameters": f"{model.num_parameters():,}",
+            "encoder_layers": config.encoder_layers, "decoder_layers": config.decoder_layers,
+            "d_model": config.d_model, "heads": config.encoder_attention_heads,
+            "ffn_dim": config.encoder_ffn_dim, "vocab_size": config.vocab_size,
+            "max_positions": config.max_position_embeddings,
+            "decoding_defaults": {k: getattr(model.generation_config, k) for k in model.nat_generation_defaults}}
+
+
+def _dataset(results: dict | None, summary: dict | None, dataset_name: str | None,
+             src: str | None, tgt: str | None) -> dict:
+    """Dataset name, languages and split, from the arguments, else the results, else the training args."""
+    meta = (results or {}).get("metadata", {})
+    args = (summary or {}).get("args") or {}
+    src = src or meta.get("src") or args.get("src")
+    tgt = tgt or meta.get("tgt") or args.get("tgt")
+    data_dir = meta.get("data_dir") or args.get("data")
+    name = dataset_name or (os.path.basename(os.path.normpath(data_dir)) if data_dir else None)
+    pair = f"{src}-{tgt}" if src and tgt else None
+    return {"type": name or "unknown", "name": f"{name} {pair}" if name and pair else (name or "unknown"),
+            "config": pair, "split": meta.get("split"), "src": src, "tgt": tgt, "known": name is not None}
+
+
+def render_model_card(model, rows: Sequence[dict] = (), results: dict | None = None,
+                      training_summary: dict | None = None, model_name: str = "model", repo_id: str | None = None,
+                      dataset_name: str | None = None, src: str | None = None, tgt: str | None = None,
+                      template_path: str | os.PathLike = CARD_TEMPLATE) -> ModelCard:
+    """Fill the card template: metadata (``model-index`` from ``rows``), usage, results, recipe, limitations.
+
+    ``rows`` are this model's benchmark rows; with none, the card says that the metrics are
+    missing and ``model-index`` is left out. No number appears that is not in ``results``.
+    """
+    dataset = _dataset(results, training_summary, dataset_name, src, tgt)
+    facts = _model_facts(model)
+    meta = (results or {}).get("metadata", {}) if rows else {}
+    baseline_label = meta.get("baseline_setting", "greedy")
+    evals = eval_results(rows, dataset, baseline_label)
+    card_data = ModelCardData(
+        language=[lang for lang in (dataset["src"], dataset["tgt"]) if lang] or None, license="apache-2.0",
+        library_name="transformers", pipeline_tag="translation",
+        tags=["translation", "non-autoregressive", "hf_nat", facts["model_type"]],
+        datasets=[dataset["type"]] if dataset["known"] else None,
+        metrics=["sacrebleu", "chrf"] if evals else None,
+        model_name=model_name if evals else None, eval_results=evals or None)
+    table = [_table_row(r) for r in [*baseline_rows(results if rows else None), *rows]]
+    return ModelCard.from_template(
+        card_data, template_path=str(template_path), model_name=model_name,
+        repo_id=repo_id or f"path/to/{model_name}", dataset=dataset, model=facts,
+        example=_EXAMPLES.get(dataset["src"], f"<a sentence in {dataset['src'] or 'the source language'}>"),
+        has_results=bool(rows), table=table, meta=meta, device=meta.get("gpu") or meta.get("cpu") or meta.get("device"),
+        recipe=_recipe(training_summary), transformers_version=transformers.__version__)
+
+
+# --- export and push ------------------------------------------------------------------------------------
+def _prepare_output(output_dir: Path, overwrite: bool) -> Path:
+    """A fresh staging folder beside ``output_dir``; refuse to clobber a non-empty one unless asked."""
+    if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
+        raise FileExistsError(f"{output_dir} exists and is not empty (pass overwrite=True / --overwrite)")
+    staging = output_dir.with_name(output_dir.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def _save_model(model, tokenizer, folder: Path) -> None:
+    """Weights, config (auto_map, custom_pipelines), generation defaults, tokenizer, flat code."""
+    family = find_family(model.config.model_type)
+    # transformers only writes the saved class's own _auto_class into auto_map: seed all three.
+    model.config.auto_map = auto_map_for(model.config.model_type)
+    model.config.custom_pipelines = custom_pipelines_entry()
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    copy_code([*family, NATTranslationPipeline], folder)
+
+
+def export_model(model_dir: str | os.PathLike, output_dir: str | os.PathLike, results: str | os.PathLike | None = None,
+                 model_key: str | None = None, training_summary: str | os.PathLike | None = None,
+                 dataset_name: str | None = None, src: str | None = None, tgt: str | None = None,
+                 repo_id: str | None = None, overwrite: bool = False) -> Path:
+    """Export the model in ``model_dir`` into ``output_dir`` as a Hub folder; returns its path.
+
+    ``results`` is a training/benchmark.py results.json (rows picked by ``model_key``, else by
+    this model's path); ``training_summary`` a training/train.py summary.json (default: the
+    folder's training_info.json). The folder is written beside ``output_dir`` and moved into
+    place only when complete.
+    """
+    output = Path(output_dir)
+    if output.resolve() == Path(model_dir).resolve():
+        raise ValueError(f"output_dir {output} is the model folder itself; export into another folder")
+    model, tokenizer = load_model_folder(model_dir)
+    bench = load_results(results) if results is not None else None
+    rows = select_rows(bench, model_dir, model_key)
+    if bench is not None and not rows:
+        available = sorted({r.get("model") for r in bench["rows"] if r.get("kind") == "nat"})
+        warnings.warn(f"{results} has no rows for {model_key or model_dir} (NAT models there: {available}; "
+                      f"pass model_key to pick one); the card will say that metrics are missing", stacklevel=2)
+    summary_path = training_summary if training_summary is not None else default_training_summary(model_dir)
+    summary = read_json(summary_path, "training summary") if summary_path is not None else None
+    name = repo_id.split("/")[-1] if repo_id else output.name
+    card = render_model_card(model, rows, bench, summary, model_name=name, repo_id=repo_id,
+                             dataset_name=dataset_name, src=src, tgt=tgt)
+    staging = _prepare_output(output, overwrite)
+    try:
+        _save_model(model, tokenizer, staging)
+        card.save(staging / "README.md")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(output, ignore_errors=True)
+    os.replace(staging, output)
+    return output
+
+
+def push_folder(output_dir: str | os.PathLike, repo_id: str, token: str | None = None, private: bool = False) -> str:
+    """Upload an exported folder to the Hub model repo ``repo_id`` (created if missing); returns its URL.
+
+    Raises RuntimeError, before any network call, without a token (``token``, HF_TOKEN or a saved
+    login) or in offline mode, and wraps network/Hub failures in a RuntimeError. The folder is
+    only read, never changed.
+    """
+    folder = Path(output_dir)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder} is not an exported model folder (no config.json); run the export first")
+    validate_repo_id(repo_id)
+    token = token or get_token()
+    if not token:
+        raise RuntimeError(f"cannot push to {repo_id}: no Hugging Face token (pass --token, set HF_TOKEN or "
+                           f"run `hf auth login`); the exported folder {folder} is intact")
+    if is_offline_mode():
+        raise RuntimeError(f"cannot push to {repo_id}: offline mode is on (HF_HUB_OFFLINE=1); "
+                           f"the exported folder {folder} is intact")
+    api = HfApi(token=token)
+    try:
+        url = api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
+                          commit_message="Upload hf_nat export (weights, remote code, model card)")
+    # Auth, network and server failures surface as many exception types (HfHubHTTPError,
+    # OfflineModeIsEnabled, the HTTP client's own errors): report them all the same way, chained.
+    except Exception as error:
+        raise RuntimeError(f"push of {folder} to {repo_id} failed ({type(error).__name__}: {error}); "
+                           f"the exported folder is intact, retry with the same command") from error
+    return str(url)
+
+
+# --- command line -------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", required=True, help="save_pretrained folder (e.g. runs/cmlm_en_de/best)")
+    p.add_argument("--output_dir", required=True, help="folder to write the export into")
+    p.add_argument("--results", help="results.json from training/benchmark.py")
+    p.add_argument("--model_key", help="the model's name in the results rows (default: matched by path)")
+    p.add_argument("--training_summary", help="summary.json from training/train.py (default: MODEL/training_info.json)")
+    p.add_argument("--dataset_name", help="dataset name for the card (default: from the results / training args)")
+    p.add_argument("--src", help="source language code (default: from the results / training args)")
+    p.add_argument("--tgt", help="target language code (default: from the results / training args)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output_dir")
+    p.add_argument("--push", metavar="REPO_ID", help="upload the folder to this Hub model repo")
+    p.add_argument("--private", action="store_true", help="create the Hub repo as private")
+    p.add_argument("--token", help="Hugging Face token (default: HF_TOKEN or the saved login)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    """Run the export (and the push) from the command line."""
+    args = build_parser().parse_args(argv)
+    try:
+        folder = export_model(args.model, args.output_dir, results=args.results, model_key=args.model_key,
+                              training_summary=args.training_summary, dataset_name=args.dataset_name,
+                              src=args.src, tgt=args.tgt, repo_id=args.push, overwrite=args.overwrite)
+        print(f"exported {args.model} to {folder}")
+        if args.push:
+            print(f"pushed to {push_folder(folder, args.push, token=args.token, private=args.private)}")
+    except (OSError, ValueError, RuntimeError) as error:
+        raise SystemExit(f"error: {error}") from error
+    return folder
+
+
+if __name__ == "__main__":
+    main()
