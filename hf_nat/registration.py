@@ -4,11 +4,13 @@ from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
 from transformers import pipelines as transformers_pipelines
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .models import CMLMConfig, CMLMForConditionalGeneration, CMLMModel, NATTranslationPipeline
+from .models import (CMLMConfig, CMLMForConditionalGeneration, CMLMModel, CTCNATConfig,
+                     CTCNATForConditionalGeneration, CTCNATModel, NATTranslationPipeline)
 
 # (config, base model, model with generation head) for each family.
 FAMILIES = [
     (CMLMConfig, CMLMModel, CMLMForConditionalGeneration),
+    (CTCNATConfig, CTCNATModel, CTCNATForConditionalGeneration),
 ]
 
 

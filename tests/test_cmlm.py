@@ -64,7 +64,7 @@ def test_generation_options_are_checked(toy):
     with pytest.raises(ValueError, match="max_iterations"):
         toy.model.generate(**batch, max_iterations=0)
     too_long = torch.full((1, toy.model.config.max_position_embeddings + 1), 9)
-    with pytest.raises(ValueError, match="max_position_embeddings"):
+    with pytest.raises(ValueError, match="source positions"):
         toy.model.generate(too_long)
 
 

@@ -81,6 +81,17 @@ def test_per_invocation_time_limit_stops_with_a_checkpoint_and_resumes(toy_corpu
     assert second["updates"] == 8
 
 
+def test_training_script_trains_ctc_with_glancing(toy_corpus, tmp_path):
+    args = _train_args(toy_corpus, tmp_path / "ctc", 4, "--config_overrides", '{"glancing": true}')
+    args[args.index("cmlm")] = "ctc_nat"
+    summary = main(args)
+    assert summary["updates"] == 4
+    config = json.loads((tmp_path / "ctc" / "final" / "config.json").read_text())
+    assert config["model_type"] == "ctc_nat" and config["glancing"] is True
+    log = [json.loads(line) for line in (tmp_path / "ctc" / "train_log.jsonl").read_text().splitlines()]
+    assert any("revealed" in record for record in log)
+
+
 def test_resume_without_or_with_broken_checkpoint_is_a_clear_error(toy_corpus, tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         main(_train_args(toy_corpus, tmp_path / "empty", 3, "--resume"))

@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--max_length", type=int, default=128, help="longest source/target kept for training (tokens)")
     p.add_argument("--max_positions", type=int, default=256)
+    p.add_argument("--config_overrides", type=json.loads, default={},
+                   help='JSON of family config fields, e.g. {"upsample_ratio": 3, "glancing": true} for ctc_nat')
     # Optimisation.
     p.add_argument("--max_tokens", type=int, default=4096, help="padded tokens per batch and process")
     p.add_argument("--lr", type=float, default=5e-4)
@@ -100,7 +102,8 @@ def build_model(args, tokenizer) -> torch.nn.Module:
         config = MarianConfig(**shape, activation_function="relu", scale_embedding=True,
                               pad_token_id=ids["pad"], eos_token_id=ids["eos"], bos_token_id=ids["bos"],
                               decoder_start_token_id=ids["bos"], forced_eos_token_id=ids["eos"],
-                              share_encoder_decoder_embeddings=True, tie_word_embeddings=True)
+                              share_encoder_decoder_embeddings=True, tie_word_embeddings=True,
+                              **args.config_overrides)
         model = MarianMTModel(config)
         model.generation_config.update(num_beams=5, max_length=args.max_positions, bad_words_ids=None)
         return model
@@ -111,7 +114,8 @@ def build_model(args, tokenizer) -> torch.nn.Module:
     config = head.config_class(**shape, label_smoothing=args.label_smoothing, pad_token_id=ids["pad"],
                                bos_token_id=ids["bos"], eos_token_id=ids["eos"], unk_token_id=ids["unk"],
                                mask_token_id=ids["mask"], placeholder_token_id=ids["placeholder"],
-                               blank_token_id=ids["blank"], decoder_start_token_id=ids["bos"])
+                               blank_token_id=ids["blank"], decoder_start_token_id=ids["bos"],
+                               **args.config_overrides)
     return head(config)
 
 

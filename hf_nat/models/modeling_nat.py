@@ -58,14 +58,18 @@ class NATPreTrainedModel(PreTrainedModel):
             raise OSError(f"corrupt or unreadable weights in {pretrained_model_name_or_path} "
                           f"(model.safetensors): {error}") from error
 
+    def max_source_positions(self) -> int:
+        """The longest source (in tokens) the model accepts."""
+        return self.config.max_position_embeddings
+
     def _check_source(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """Validate a source batch and return its attention mask (derived from pad when absent)."""
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}")
-        if input_ids.shape[1] > self.config.max_position_embeddings:
+        if input_ids.shape[1] > self.max_source_positions():
             raise ValueError(
-                f"source of {input_ids.shape[1]} tokens exceeds max_position_embeddings="
-                f"{self.config.max_position_embeddings}; tokenize with truncation=True")
+                f"source of {input_ids.shape[1]} tokens exceeds the model's {self.max_source_positions()} "
+                f"source positions; tokenize with truncation=True")
         if attention_mask is None:
             attention_mask = input_ids.ne(self.config.pad_token_id)
         return attention_mask
@@ -76,13 +80,17 @@ class NATModel(NATPreTrainedModel):
 
     _tied_weights_keys = {"encoder.embed.embed_tokens.weight": "shared.weight",
                           "decoder.embed.embed_tokens.weight": "shared.weight"}
+    # Families whose output length follows from something else (CTC: the upsampled source) set
+    # this to False: a parameter without gradient would break data-parallel training.
+    predicts_length = True
 
     def __init__(self, config: NATConfig):
         super().__init__(config)
         self.shared = nn.Embedding(config.vocab_size, config.d_model, config.pad_token_id)
         self.encoder = NATEncoder(config, self.shared)
         self.decoder = NATDecoder(config, self.shared)
-        self.length_predictor = LengthPredictor(config.d_model, config.max_position_embeddings)
+        self.length_predictor = (LengthPredictor(config.d_model, config.max_position_embeddings)
+                                 if self.predicts_length else None)
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -107,7 +115,8 @@ class NATModel(NATPreTrainedModel):
         hidden = None
         if decoder_input_ids is not None:
             hidden = self.decoder(decoder_input_ids.ne(self.config.pad_token_id), encoder, decoder_input_ids)
-        return NATModelOutput(last_hidden_state=hidden, length_logits=self.length_predictor(encoder),
+        length_logits = self.length_predictor(encoder) if self.length_predictor is not None else None
+        return NATModelOutput(last_hidden_state=hidden, length_logits=length_logits,
                               encoder_last_hidden_state=encoder.hidden)
 
 

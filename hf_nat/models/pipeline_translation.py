@@ -36,6 +36,9 @@ class NATTranslationPipeline(Pipeline):
         return result
 
     def _max_source_tokens(self) -> int:
+        limit = getattr(self.model, "max_source_positions", None)
+        if callable(limit):
+            return int(limit())
         return int(getattr(self.model.config, "max_position_embeddings", self.tokenizer.model_max_length))
 
     def preprocess(self, text, truncation: bool = True):

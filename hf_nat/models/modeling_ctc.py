@@ -1,0 +1,181 @@
+"""CTC NAT (Libovický & Helcl, 2018) with optional glancing training (GLAT, Qian et al., 2021):
+what makes this family different.
+
+The decoder reads the encoder output upsampled ``upsample_ratio`` times (a linear map to ratio × d,
+split into ratio states per source token) and predicts a token or a blank at every position; the
+CTC loss sums over all alignments of the target. Decoding is one pass: argmax at every position,
+then merge repeats and drop blanks.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .configuration_ctc import CTCNATConfig
+from .ctc_alignment import best_alignment, collapse, ctc_feasible
+from .modeling_nat import NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput, compact_targets
+from .nat_generation import DecoderState, NATGenerationMixin
+from .nat_layers import EncoderState
+
+
+class CTCNATPreTrainedModel(NATPreTrainedModel):
+    """Base of the CTC NAT classes."""
+
+    config_class = CTCNATConfig
+
+
+class CTCNATModel(NATModel):
+    """The backbone (embeddings, encoder, non-causal decoder); CTC predicts no length."""
+
+    config_class = CTCNATConfig
+    predicts_length = False
+
+
+class CTCNATForConditionalGeneration(CTCNATPreTrainedModel, NATGenerationMixin):
+    """CTC NAT with its upsampler, output projection (blank included), CTC loss and one-pass
+    ``generate()``.
+
+    Decoding option: ``num_candidates`` (k). Candidate 1 is the argmax path; candidate j > 1
+    swaps in the second-best token at the (j-1)-th least confident position. Without a rescorer
+    the argmax path wins (it is the most likely path); with ``rescorer=`` an AR model picks.
+    """
+
+    _tied_weights_keys = {"lm_head.weight": "model.shared.weight"}
+    nat_generation_defaults = {"num_candidates": 1}
+
+    def __init__(self, config: CTCNATConfig):
+        super().__init__(config)
+        if config.upsample_ratio < 1:
+            raise ValueError(f"upsample_ratio must be >= 1, got {config.upsample_ratio}")
+        self.model = CTCNATModel(config)
+        self.upsample = nn.Linear(config.d_model, config.d_model * config.upsample_ratio)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        # Glancing anneals over training forward passes; a buffer so checkpoints carry it.
+        self.register_buffer("glancing_updates", torch.zeros((), dtype=torch.long))
+        self.post_init()
+        self.generation_config = self._nat_default_generation_config()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.model.shared
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def max_source_positions(self) -> int:
+        """Sources are upsampled into the decoder's positions, so they get ``1/upsample_ratio`` of them."""
+        return self.config.max_position_embeddings // self.config.upsample_ratio
+
+    # --- shared pieces --------------------------------------------------------------------
+    def _upsampled(self, encoder: EncoderState) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decoder input embeddings (B, S·r, D) and their real-position mask."""
+        batch, length, dim = encoder.hidden.shape
+        ratio = self.config.upsample_ratio
+        states = self.upsample(encoder.hidden).view(batch, length * ratio, dim)
+        return states, encoder.keep.repeat_interleave(ratio, dim=1)
+
+    def _logits(self, encoder: EncoderState, inputs_embeds: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        return self.lm_head(self.model.decoder(keep, encoder, inputs_embeds=inputs_embeds))
+
+    def glancing_ratio(self) -> float:
+        """The share of first-pass errors revealed at the current training step."""
+        config = self.config
+        progress = min(1.0, float(self.glancing_updates) / max(config.glancing_anneal_steps, 1))
+        return config.glancing_ratio_start + (config.glancing_ratio_end - config.glancing_ratio_start) * progress
+
+    # --- training -------------------------------------------------------------------------
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                **kwargs) -> NATSeq2SeqLMOutput:
+        """With ``labels``: the CTC loss (``losses``: ctc, infeasible = targets longer than the
+        upsampled source, left out of the loss and counted; with glancing also the revealed share).
+        Without: log-probabilities of every upsampled position."""
+        attention_mask = self._check_source(input_ids, attention_mask)
+        encoder = self.model.encode(input_ids, attention_mask)
+        inputs_embeds, keep = self._upsampled(encoder)
+        if labels is None:
+            logits = self._logits(encoder, inputs_embeds, keep)
+            return NATSeq2SeqLMOutput(logits=logits, encoder_last_hidden_state=encoder.hidden)
+
+        targets, lengths = compact_targets(labels, self.config)
+        input_lengths = keep.sum(1)
+        feasible = ctc_feasible(targets, lengths, input_lengths, self.config.pad_token_id)
+        losses = {}
+        if self.config.glancing and self.training:
+            inputs_embeds, revealed = self._glance(encoder, inputs_embeds, keep, targets, lengths, feasible, generator)
+            losses["revealed"] = (revealed.sum() / keep.sum().clamp(min=1)).detach()
+        logits = self._logits(encoder, inputs_embeds, keep)
+        log_probs = logits.float().log_softmax(-1)
+        if feasible.any():
+            ctc = F.ctc_loss(log_probs[feasible].transpose(0, 1), targets[feasible], input_lengths[feasible],
+                             lengths[feasible], blank=self.config.blank_token_id, reduction="mean", zero_infinity=True)
+        else:  # keep the graph: every parameter still gets a (zero) gradient
+            ctc = log_probs.sum() * 0.0
+        losses.update(ctc=ctc.detach(), infeasible=(~feasible).sum().detach().float())
+        return NATSeq2SeqLMOutput(loss=ctc, logits=logits, losses=losses, encoder_last_hidden_state=encoder.hidden)
+
+    def _glance(self, encoder, inputs_embeds, keep, targets, lengths, feasible, generator):
+        """GLAT: reveal best-alignment tokens at ratio × (first-pass errors) random positions."""
+        with torch.no_grad():
+            log_probs = self._logits(encoder, inputs_embeds, keep).float().log_softmax(-1)
+            path = best_alignment(log_probs, targets, keep.sum(1), lengths, self.config.blank_token_id)
+            errors = (log_probs.argmax(-1).ne(path) & keep).sum(1)
+            count = (errors.float() * self.glancing_ratio()).long() * feasible
+            noise_device = generator.device if generator is not None else keep.device
+            noise = torch.rand(keep.shape, generator=generator, device=noise_device).to(keep.device)
+            rank = noise.masked_fill(~keep, 2.0).argsort(1).argsort(1)
+            revealed = (rank < count[:, None]) & keep
+            self.glancing_updates += 1
+        scale = self.config.d_model ** 0.5 if self.config.scale_embedding else 1.0
+        shown = self.model.shared(path) * scale
+        return torch.where(revealed[..., None], shown.to(inputs_embeds.dtype), inputs_embeds), revealed
+
+    # --- decoding hooks -------------------------------------------------------------------
+    def _nat_check_options(self, options: dict) -> None:
+        super()._nat_check_options(options)
+        if int(options["num_candidates"]) < 1:
+            raise ValueError(f"num_candidates must be >= 1, got {options['num_candidates']}")
+
+    def _nat_initial_state(self, encoder: EncoderState, empty: torch.Tensor, options: dict) -> DecoderState:
+        """The one decoding pass: best path and k-1 single-swap neighbours per source, collapsed."""
+        inputs_embeds, keep = self._upsampled(encoder)
+        logits = self._logits(encoder, inputs_embeds, keep).float()
+        banned = [i for i in self.config.special_token_ids() if i != self.config.blank_token_id]
+        logits[..., banned] = float("-inf")
+        top_scores, top_tokens = logits.log_softmax(-1).topk(2, dim=-1)
+        paths, path_scores = _single_swap_candidates(top_tokens, top_scores, keep, int(options["num_candidates"]))
+        k = paths.shape[1]
+        flat_keep = keep.repeat_interleave(k, dim=0)
+        tokens = collapse(paths.flatten(0, 1), flat_keep, self.config.blank_token_id, self.config.pad_token_id)
+        mean_score = path_scores.flatten() / flat_keep.sum(1).clamp(min=1)
+        source_index = torch.arange(keep.shape[0], device=keep.device).repeat_interleave(k)
+        return DecoderState(tokens=tokens, scores=torch.zeros(tokens.shape, device=tokens.device),
+                            source_index=source_index, extras={"path_score": mean_score})
+
+    def _nat_refine_step(self, encoder: EncoderState, state: DecoderState, step: int, options: dict) -> DecoderState:
+        return state  # one pass: the initial state is the output
+
+    def _nat_candidate_scores(self, state: DecoderState) -> torch.Tensor:
+        return state.extras["path_score"]
+
+
+def _single_swap_candidates(top_tokens: torch.Tensor, top_scores: torch.Tensor, keep: torch.Tensor,
+                            k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, k, L) paths and (B, k) path log-probs: the argmax path, then one swap to the runner-up
+    token at each of the k-1 positions with the smallest best-vs-second margin."""
+    best, best_scores = top_tokens[..., 0], top_scores[..., 0].masked_fill(~keep, 0.0)
+    total = best_scores.sum(1)
+    if k == 1:
+        return best[:, None], total[:, None]
+    margin = (top_scores[..., 0] - top_scores[..., 1]).masked_fill(~keep, float("inf"))
+    swaps = min(k - 1, keep.shape[1])
+    margins, where = margin.topk(swaps, dim=1, largest=False)  # (B, swaps)
+    paths = best[:, None, :].repeat(1, swaps + 1, 1)
+    rows = torch.arange(best.shape[0], device=best.device)[:, None]
+    runner_up = top_tokens[..., 1].gather(1, where)
+    paths[rows, torch.arange(1, swaps + 1, device=best.device)[None, :], where] = runner_up
+    scores = torch.cat([total[:, None], total[:, None] - margins], dim=1)
+    if swaps + 1 < k:  # fewer positions than candidates: repeat the best path
+        paths = torch.cat([paths, best[:, None, :].expand(-1, k - swaps - 1, -1)], dim=1)
+        scores = torch.cat([scores, total[:, None].expand(-1, k - swaps - 1)], dim=1)
+    # A swap at a padding position (margin inf) must never win: score it -inf.
+    return paths, scores.masked_fill(scores.isinf(), float("-inf"))
