@@ -5,12 +5,14 @@ from transformers import pipelines as transformers_pipelines
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .models import (CMLMConfig, CMLMForConditionalGeneration, CMLMModel, CTCNATConfig,
-                     CTCNATForConditionalGeneration, CTCNATModel, NATTranslationPipeline)
+                     CTCNATForConditionalGeneration, CTCNATModel, ImputerConfig, ImputerForConditionalGeneration,
+                     ImputerModel, NATTranslationPipeline)
 
 # (config, base model, model with generation head) for each family.
 FAMILIES = [
     (CMLMConfig, CMLMModel, CMLMForConditionalGeneration),
     (CTCNATConfig, CTCNATModel, CTCNATForConditionalGeneration),
+    (ImputerConfig, ImputerModel, ImputerForConditionalGeneration),
 ]
 
 

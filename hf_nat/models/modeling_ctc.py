@@ -42,12 +42,13 @@ class CTCNATForConditionalGeneration(CTCNATPreTrainedModel, NATGenerationMixin):
 
     _tied_weights_keys = {"lm_head.weight": "model.shared.weight"}
     nat_generation_defaults = {"num_candidates": 1}
+    backbone_class = CTCNATModel
 
     def __init__(self, config: CTCNATConfig):
         super().__init__(config)
         if config.upsample_ratio < 1:
             raise ValueError(f"upsample_ratio must be >= 1, got {config.upsample_ratio}")
-        self.model = CTCNATModel(config)
+        self.model = self.backbone_class(config)
         self.upsample = nn.Linear(config.d_model, config.d_model * config.upsample_ratio)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         # Glancing anneals over training forward passes; a buffer so checkpoints carry it.
@@ -97,21 +98,28 @@ class CTCNATForConditionalGeneration(CTCNATPreTrainedModel, NATGenerationMixin):
             return NATSeq2SeqLMOutput(logits=logits, encoder_last_hidden_state=encoder.hidden)
 
         targets, lengths = compact_targets(labels, self.config)
-        input_lengths = keep.sum(1)
-        feasible = ctc_feasible(targets, lengths, input_lengths, self.config.pad_token_id)
         losses = {}
         if self.config.glancing and self.training:
+            feasible = ctc_feasible(targets, lengths, keep.sum(1), self.config.pad_token_id)
             inputs_embeds, revealed = self._glance(encoder, inputs_embeds, keep, targets, lengths, feasible, generator)
             losses["revealed"] = (revealed.sum() / keep.sum().clamp(min=1)).detach()
         logits = self._logits(encoder, inputs_embeds, keep)
+        ctc, feasible, _ = self._ctc_loss(logits, keep, targets, lengths)
+        losses.update(ctc=ctc.detach(), infeasible=(~feasible).sum().detach().float())
+        return NATSeq2SeqLMOutput(loss=ctc, logits=logits, losses=losses, encoder_last_hidden_state=encoder.hidden)
+
+    def _ctc_loss(self, logits: torch.Tensor, keep: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor):
+        """(CTC loss over the feasible rows, feasible mask, float log-probs). Targets longer than
+        their upsampled source cannot be aligned: they are left out (and counted by the caller)."""
+        input_lengths = keep.sum(1)
+        feasible = ctc_feasible(targets, lengths, input_lengths, self.config.pad_token_id)
         log_probs = logits.float().log_softmax(-1)
         if feasible.any():
             ctc = F.ctc_loss(log_probs[feasible].transpose(0, 1), targets[feasible], input_lengths[feasible],
                              lengths[feasible], blank=self.config.blank_token_id, reduction="mean", zero_infinity=True)
         else:  # keep the graph: every parameter still gets a (zero) gradient
             ctc = log_probs.sum() * 0.0
-        losses.update(ctc=ctc.detach(), infeasible=(~feasible).sum().detach().float())
-        return NATSeq2SeqLMOutput(loss=ctc, logits=logits, losses=losses, encoder_last_hidden_state=encoder.hidden)
+        return ctc, feasible, log_probs
 
     def _glance(self, encoder, inputs_embeds, keep, targets, lengths, feasible, generator):
         """GLAT: reveal best-alignment tokens at ratio × (first-pass errors) random positions."""
@@ -132,7 +140,7 @@ class CTCNATForConditionalGeneration(CTCNATPreTrainedModel, NATGenerationMixin):
     # --- decoding hooks -------------------------------------------------------------------
     def _nat_check_options(self, options: dict) -> None:
         super()._nat_check_options(options)
-        if int(options["num_candidates"]) < 1:
+        if int(options.get("num_candidates", 1)) < 1:
             raise ValueError(f"num_candidates must be >= 1, got {options['num_candidates']}")
 
     def _nat_initial_state(self, encoder: EncoderState, empty: torch.Tensor, options: dict) -> DecoderState:

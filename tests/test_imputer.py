@@ -1,0 +1,69 @@
+"""The Imputer: block-wise commitment, the toy task learned at 1..4 steps, batch invariance, round trip."""
+
+import pytest
+import torch
+from transformers import AutoModelForSeq2SeqLM
+
+from hf_nat import ImputerConfig, ImputerForConditionalGeneration
+from hf_nat.models.modeling_imputer import _best_open_per_block
+from tests.toy import exact_match, toy_batch, toy_sentences, toy_tokenizer
+
+
+def test_each_block_commits_its_most_confident_open_position():
+    scores = torch.tensor([[0.1, 0.9, 0.3, 0.2, 0.8]])
+    committed = torch.tensor([[False, True, False, False, False]])
+    chosen = _best_open_per_block(scores, committed, block=2)
+    assert chosen.tolist() == [[True, False, True, False, True]]
+    assert not _best_open_per_block(scores, torch.ones_like(committed), block=2).any()
+
+
+@pytest.fixture(scope="module")
+def toy_imputer():
+    torch.manual_seed(0)
+    tokenizer = toy_tokenizer()
+    config = ImputerConfig(vocab_size=len(tokenizer), d_model=64, encoder_layers=2, decoder_layers=2,
+                           encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=128,
+                           decoder_ffn_dim=128, dropout=0.0, max_position_embeddings=32, upsample_ratio=2,
+                           label_smoothing=0.0)
+    model = ImputerForConditionalGeneration(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    generator = torch.Generator().manual_seed(0)
+    model.train()
+    losses = []
+    for step in range(400):  # CTC models sit on a plateau for ~250 updates, then learn fast
+        out = model(**toy_batch(tokenizer, toy_sentences(64, seed=3000 + step)), generator=generator)
+        out.loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(out.losses)
+    return model.eval(), tokenizer, toy_sentences(40, seed=7), losses
+
+
+def test_imputer_learns_the_copy_task_at_every_step_count(toy_imputer):
+    model, tokenizer, sentences, losses = toy_imputer
+    assert losses[-1]["impute"] < losses[0]["impute"] and losses[-1]["ctc"] < losses[0]["ctc"]
+    for steps in (1, 2, 4):
+        assert exact_match(model, tokenizer, sentences, max_iterations=steps) >= 0.7, steps
+    out = model.generate(**tokenizer(sentences[:3], return_tensors="pt", padding=True), max_iterations=4,
+                         return_dict_in_generate=True, output_history=True)
+    assert out.iterations.tolist() == [4, 4, 4] and len(out.history) == 4
+    assert model.config.mask_token_id not in out.sequences.flatten().tolist()
+
+
+def test_imputer_decoding_is_batch_size_invariant(toy_imputer):
+    model, tokenizer, sentences, _ = toy_imputer
+    batched = model.generate(**tokenizer(sentences, return_tensors="pt", padding=True), max_iterations=2)
+    texts = tokenizer.batch_decode(batched, skip_special_tokens=True)
+    single = [tokenizer.decode(model.generate(**tokenizer([s], return_tensors="pt"), max_iterations=2)[0],
+                               skip_special_tokens=True) for s in sentences[:8]]
+    assert texts[:8] == single
+
+
+def test_imputer_round_trips_through_the_auto_classes(toy_imputer, tmp_path):
+    model, tokenizer, sentences, _ = toy_imputer
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path)
+    assert isinstance(loaded, ImputerForConditionalGeneration)
+    assert loaded.generation_config.max_iterations == 4
+    batch = tokenizer(sentences[:5], return_tensors="pt", padding=True)
+    assert torch.equal(loaded.generate(**batch), model.generate(**batch))
