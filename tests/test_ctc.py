@@ -165,3 +165,27 @@ def test_pipeline_translates_with_ctc(toy_ctc):
                                       skip_special_tokens=True)
     assert got == expected
     assert translator("   ")[0]["translation_text"] == ""
+
+
+def test_cmlm_glancing_trains_one_shot_and_imputer_refuses_it():
+    from hf_nat import CMLMForConditionalGeneration, ImputerConfig, ImputerForConditionalGeneration
+    from tests.toy import toy_config
+
+    torch.manual_seed(0)
+    tokenizer = toy_tokenizer()
+    model = CMLMForConditionalGeneration(toy_config(tokenizer, glancing=True, glancing_anneal_steps=10))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    generator = torch.Generator().manual_seed(0)
+    first = last = None
+    for step in range(20):
+        out = model(**toy_batch(tokenizer, toy_sentences(32, seed=4000 + step)), generator=generator)
+        out.loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        first = first if first is not None else out.losses["tokens"]
+        last = out.losses["tokens"]
+    assert int(model.glancing_updates) == 20 and model.glancing_ratio() == pytest.approx(0.3)
+    assert last < first
+    with pytest.raises(ValueError, match="glancing"):
+        ImputerForConditionalGeneration(ImputerConfig(vocab_size=len(tokenizer), d_model=32, encoder_layers=1,
+                                                      decoder_layers=1, glancing=True))

@@ -46,6 +46,11 @@ class NATConfig(PretrainedConfig):
     placeholder_token_id: int | None = 5
     blank_token_id: int | None = 6
     decoder_start_token_id: int | None = 1
+    # Glancing training (GLAT) for the one-pass families that support it (see nat_glancing.py).
+    glancing: bool = False
+    glancing_ratio_start: float = 0.5
+    glancing_ratio_end: float = 0.3
+    glancing_anneal_steps: int = 4000
 
     def special_token_ids(self) -> list[int]:
         """Ids a decoder never emits as content: pad, bos, eos, mask, placeholder, blank (unk stays allowed)."""

@@ -15,6 +15,7 @@ from .configuration_ctc import CTCNATConfig
 from .ctc_alignment import best_alignment, collapse, ctc_feasible
 from .modeling_nat import NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput, compact_targets
 from .nat_generation import DecoderState, NATGenerationMixin
+from .nat_glancing import GlancingMixin
 from .nat_layers import EncoderState
 
 
@@ -31,7 +32,7 @@ class CTCNATModel(NATModel):
     predicts_length = False
 
 
-class CTCNATForConditionalGeneration(CTCNATPreTrainedModel, NATGenerationMixin):
+class CTCNATForConditionalGeneration(CTCNATPreTrainedModel, GlancingMixin, NATGenerationMixin):
     """CTC NAT with its upsampler, output projection (blank included), CTC loss and one-pass
     ``generate()``.
 
@@ -51,8 +52,7 @@ class CTCNATForConditionalGeneration(CTCNATPreTrainedModel, NATGenerationMixin):
         self.model = self.backbone_class(config)
         self.upsample = nn.Linear(config.d_model, config.d_model * config.upsample_ratio)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
-        # Glancing anneals over training forward passes; a buffer so checkpoints carry it.
-        self.register_buffer("glancing_updates", torch.zeros((), dtype=torch.long))
+        self._init_glancing()
         self.post_init()
         self.generation_config = self._nat_default_generation_config()
 
@@ -76,12 +76,6 @@ class CTCNATForConditionalGeneration(CTCNATPreTrainedModel, NATGenerationMixin):
 
     def _logits(self, encoder: EncoderState, inputs_embeds: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         return self.lm_head(self.model.decoder(keep, encoder, inputs_embeds=inputs_embeds))
-
-    def glancing_ratio(self) -> float:
-        """The share of first-pass errors revealed at the current training step."""
-        config = self.config
-        progress = min(1.0, float(self.glancing_updates) / max(config.glancing_anneal_steps, 1))
-        return config.glancing_ratio_start + (config.glancing_ratio_end - config.glancing_ratio_start) * progress
 
     # --- training -------------------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
@@ -127,12 +121,7 @@ class CTCNATForConditionalGeneration(CTCNATPreTrainedModel, NATGenerationMixin):
             log_probs = self._logits(encoder, inputs_embeds, keep).float().log_softmax(-1)
             path = best_alignment(log_probs, targets, keep.sum(1), lengths, self.config.blank_token_id)
             errors = (log_probs.argmax(-1).ne(path) & keep).sum(1)
-            count = (errors.float() * self.glancing_ratio()).long() * feasible
-            noise_device = generator.device if generator is not None else keep.device
-            noise = torch.rand(keep.shape, generator=generator, device=noise_device).to(keep.device)
-            rank = noise.masked_fill(~keep, 2.0).argsort(1).argsort(1)
-            revealed = (rank < count[:, None]) & keep
-            self.glancing_updates += 1
+            revealed = self._glancing_reveal(keep, errors, generator, allowed=feasible)
         scale = self.config.d_model ** 0.5 if self.config.scale_embedding else 1.0
         shown = self.model.shared(path) * scale
         return torch.where(revealed[..., None], shown.to(inputs_embeds.dtype), inputs_embeds), revealed

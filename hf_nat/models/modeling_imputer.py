@@ -39,6 +39,7 @@ class ImputerForConditionalGeneration(CTCNATForConditionalGeneration):
     config_class = ImputerConfig
     nat_generation_defaults = {"max_iterations": 4, "adaptive": False}
     backbone_class = ImputerModel
+    supports_glancing = False  # its masked-alignment training already shows part of the answer
 
     def _alignment_embeds(self, upsampled: torch.Tensor, path: torch.Tensor) -> torch.Tensor:
         """Decoder input: upsampled source plus the (partially masked) alignment's embeddings."""
