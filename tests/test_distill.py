@@ -52,7 +52,7 @@ def test_distilled_corpus_is_complete_in_order_and_matches_the_teacher(setup, tm
     expected = []
     for i in range(6):
         ids = batch["input_ids"][i:i + 1, :lengths[i]]
-        out = teacher.generate(input_ids=ids, num_beams=3, max_new_tokens=6)
+        out = teacher.generate(input_ids=ids, num_beams=3, max_length=7)
         expected.append(tokenizer.decode(out[0], skip_special_tokens=True).strip() or original["train"]["target"][i])
     assert saved["train"]["target"][:6] == expected
     assert summary["splits"]["train"]["targets_changed"] > 0

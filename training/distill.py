@@ -144,7 +144,9 @@ def translate_chunk(model, tokenizer, sources: list[str], args) -> list[str]:
                     for i in batch]
         inputs = tokenizer.pad(features, return_tensors="pt").to(model.device)
         max_new = int(args.max_length_a * max(lengths[i] for i in batch) + args.max_length_b)
-        out = model.generate(**inputs, num_beams=args.num_beams, num_return_sequences=1, max_new_tokens=max_new,
+        # max_length (decoder start + new tokens) rather than max_new_tokens: the teacher's own
+        # generation config usually sets max_length, and giving both warns on every batch.
+        out = model.generate(**inputs, num_beams=args.num_beams, num_return_sequences=1, max_length=max_new + 1,
                              do_sample=False)
         for i, text in zip(batch, tokenizer.batch_decode(out, skip_special_tokens=True)):
             hypotheses[i] = text.strip()
