@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hf_nat.data import load_parallel_corpus
-from tests.multiprocess import launch_two_processes
+from tests.launch_helpers import launch_two_processes
 from tests.toy import toy_ar_model, toy_sentences, toy_tokenizer
 from training import distill
 

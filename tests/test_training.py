@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.ddp_grad_worker import build, rank_batch
-from tests.multiprocess import launch_two_processes
+from tests.launch_helpers import launch_two_processes
 from tests.toy import toy_sentences, toy_tokenizer
 from training.train import compute_loss, inverse_sqrt_lr, main
 
