@@ -108,6 +108,6 @@ fi
 for name in cmlm_en_de cmlm_distill_en_de; do
   $PY training/export.py --model "$RUNS/$name/best" --output_dir "$RUNS/export/$name" \
     --results "$RESULTS/results.json" --model_key "$name/best" --training_summary "$RUNS/$name/summary.json" \
-    --dataset_name multi30k --src en --tgt de
+    --dataset_name multi30k --src en --tgt de --overwrite
 done
 echo "recipe done: results in $RESULTS, Hub folders in $RUNS/export"
