@@ -115,8 +115,9 @@ def test_every_relative_import_of_the_code_is_in_the_folder(exported):
         assert "hf_nat" not in get_imports(path), path.name
 
 
-def test_loads_and_translates_identically_where_hf_nat_is_not_importable(exported, toy, tmp_path):
-    sentences = toy.test_sentences[:8]
+def run_without_hf_nat(exported: Path, sentences: list, options: dict, tmp_path: Path) -> dict:
+    """Load ``exported`` in a fresh interpreter where hf_nat cannot be imported (running the card's
+    own snippets too) and return what it translates."""
     card = (exported / "README.md").read_text()
     card_code = "\n".join(re.findall(r"```python\n(.*?)```", card, flags=re.S))
     card_code = card_code.replace(f"path/to/{exported.name}", str(exported))
@@ -124,7 +125,7 @@ def test_loads_and_translates_identically_where_hf_nat_is_not_importable(exporte
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home"),
            "HF_MODULES_CACHE": str(tmp_path / "modules"), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     env.pop("PYTHONPATH", None)
-    argv = [str(exported), json.dumps(sentences), json.dumps(DECODE_OPTIONS), card_code]
+    argv = [str(exported), json.dumps(sentences), json.dumps(options), card_code]
     proc = subprocess.run([sys.executable, "-c", LOAD_WITHOUT_HF_NAT, *argv], cwd=tmp_path, env=env,
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -132,6 +133,12 @@ def test_loads_and_translates_identically_where_hf_nat_is_not_importable(exporte
     result = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[7:])
     assert result["hf_nat_modules"] == []
     assert result["model_module"].startswith("transformers_modules.")
+    return result
+
+
+def test_loads_and_translates_identically_where_hf_nat_is_not_importable(exported, toy, tmp_path):
+    sentences = toy.test_sentences[:8]
+    result = run_without_hf_nat(exported, sentences, DECODE_OPTIONS, tmp_path)
     assert result["base_class"] == "CMLMModel" and result["pipeline_class"] == "NATTranslationPipeline"
     assert result["defaults"] == translate(toy, sentences)
     expected = translate(toy, sentences, **DECODE_OPTIONS)

@@ -67,3 +67,23 @@ def test_imputer_round_trips_through_the_auto_classes(toy_imputer, tmp_path):
     assert loaded.generation_config.max_iterations == 4
     batch = tokenizer(sentences[:5], return_tensors="pt", padding=True)
     assert torch.equal(loaded.generate(**batch), model.generate(**batch))
+
+
+def test_imputer_export_loads_where_hf_nat_is_not_importable(toy_imputer, tmp_path):
+    from tests.test_export import run_without_hf_nat
+    from training import export
+
+    model, tokenizer, sentences, _ = toy_imputer
+    model.save_pretrained(tmp_path / "run")
+    tokenizer.save_pretrained(tmp_path / "run")
+    folder = export.export_model(tmp_path / "run", tmp_path / "toy_imputer")
+    assert {"modeling_imputer.py", "modeling_ctc.py", "ctc_alignment.py"} <= {p.name for p in folder.iterdir()}
+    result = run_without_hf_nat(folder, sentences[:6], {"max_iterations": 2}, tmp_path)
+    assert result["base_class"] == "ImputerModel"
+
+    def translate(**options):
+        ids = model.generate(**tokenizer(sentences[:6], return_tensors="pt", padding=True), **options)
+        return tokenizer.batch_decode(ids, skip_special_tokens=True)
+
+    assert result["defaults"] == translate()
+    assert result["options"] == translate(max_iterations=2) == result["pipeline"]
