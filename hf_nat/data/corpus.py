@@ -102,17 +102,24 @@ def _load_saved(
 ) -> datasets.DatasetDict:
     """Load a ``save_to_disk`` folder; ``source``/``target`` columns are taken as they are."""
     loaded = datasets.load_from_disk(str(directory))
-    if not isinstance(loaded, datasets.DatasetDict):
-        loaded = datasets.DatasetDict({"train": loaded})
-    if splits is not None:
-        missing = [s for s in splits if s not in loaded]
-        if missing:
-            raise FileNotFoundError(f"Saved dataset {directory} has no split(s) {missing}; available: {sorted(loaded)}")
-        loaded = datasets.DatasetDict({s: loaded[s] for s in splits})
+    loaded = _select_splits(loaded, splits, f"Saved dataset {directory}", FileNotFoundError)
     if all({"source", "target"} <= set(ds.column_names) for ds in loaded.values()):
         loaded = datasets.DatasetDict({split: ds.select_columns(["source", "target"]).rename_columns(
             {"source": src_lang, "target": tgt_lang}) for split, ds in loaded.items()})
     return parallel_columns(loaded, src_lang, tgt_lang, on_bad_lines=on_bad_lines)
+
+
+def _select_splits(loaded, splits: Sequence[str] | None, where: str, error: type) -> datasets.DatasetDict:
+    """``loaded`` as a ``DatasetDict`` (a bare ``Dataset`` is "train") restricted to ``splits``;
+    a missing split raises ``error`` naming ``where``."""
+    if not isinstance(loaded, datasets.DatasetDict):
+        loaded = datasets.DatasetDict({"train": loaded})
+    if splits is None:
+        return loaded
+    missing = [s for s in splits if s not in loaded]
+    if missing:
+        raise error(f"{where} has no split(s) {missing}; available: {sorted(loaded)}")
+    return datasets.DatasetDict({s: loaded[s] for s in splits})
 
 
 def _columns_of(ds: datasets.Dataset, split: str, src_lang: str, tgt_lang: str) -> tuple[list, list]:
@@ -151,15 +158,7 @@ def _load_hub(
             f"{dataset_id!r} is not an existing local directory and could not be loaded as a "
             f"Hugging Face Hub dataset ({type(err).__name__}: {err})"
         ) from err
-    if not isinstance(loaded, datasets.DatasetDict):
-        loaded = datasets.DatasetDict({"train": loaded})
-    if splits is not None:
-        missing = [s for s in splits if s not in loaded]
-        if missing:
-            raise ValueError(
-                f"Hub dataset {dataset_id!r} has no split(s) {missing}; available: {sorted(loaded)}"
-            )
-        loaded = datasets.DatasetDict({s: loaded[s] for s in splits})
+    loaded = _select_splits(loaded, splits, f"Hub dataset {dataset_id!r}", ValueError)
     return parallel_columns(loaded, src_lang, tgt_lang, on_bad_lines=on_bad_lines)
 
 

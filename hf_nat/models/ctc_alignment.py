@@ -6,6 +6,8 @@ A path is a sequence over the vocabulary plus blank; its output drops repeated t
 
 import torch
 
+from .nat_layers import left_align
+
 
 def collapse(paths: torch.Tensor, keep: torch.Tensor, blank_token_id: int, pad_token_id: int) -> torch.Tensor:
     """Outputs of CTC paths (N, L): merge repeats, drop blanks, left-align, pad with pad.
@@ -14,13 +16,7 @@ def collapse(paths: torch.Tensor, keep: torch.Tensor, blank_token_id: int, pad_t
     """
     previous = torch.nn.functional.pad(paths[:, :-1], (1, 0), value=blank_token_id)
     emitted = keep & paths.ne(blank_token_id) & paths.ne(previous)
-    # A stable sort on "not emitted" moves emitted tokens to the front in order.
-    order = (~emitted).to(torch.int8).argsort(dim=1, stable=True)
-    lengths = emitted.sum(1)
-    width = max(int(lengths.max()), 1) if paths.numel() else 1
-    out = paths.gather(1, order)[:, :width]
-    positions = torch.arange(width, device=paths.device)
-    return out.masked_fill(positions[None, :] >= lengths[:, None], pad_token_id)
+    return left_align(paths, emitted, pad_token_id)
 
 
 def ctc_feasible(targets: torch.Tensor, target_lengths: torch.Tensor, input_lengths: torch.Tensor,

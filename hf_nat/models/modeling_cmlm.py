@@ -14,7 +14,7 @@ from .modeling_nat import (NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput, com
                            length_loss)
 from .nat_generation import DecoderState, NATGenerationMixin, mean_token_scores
 from .nat_glancing import GlancingMixin
-from .nat_layers import EncoderState, LengthPredictor
+from .nat_layers import EncoderState, LengthPredictor, random_positions, uniform_noise
 
 
 class CMLMPreTrainedModel(NATPreTrainedModel):
@@ -52,12 +52,6 @@ class CMLMForConditionalGeneration(CMLMPreTrainedModel, GlancingMixin, NATGenera
         self._init_glancing()
         self.post_init()
         self.generation_config = self._nat_default_generation_config()
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.model.shared
-
-    def get_output_embeddings(self) -> nn.Linear:
-        return self.lm_head
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, decoder_input_ids: torch.Tensor | None = None,
@@ -107,12 +101,9 @@ class CMLMForConditionalGeneration(CMLMPreTrainedModel, GlancingMixin, NATGenera
     @staticmethod
     def _random_mask(keep: torch.Tensor, lengths: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """Mask k ~ Uniform{1..n} random positions of each target of n tokens."""
-        noise_device = generator.device if generator is not None else keep.device
-        u = torch.rand(keep.shape, generator=generator, device=noise_device).to(keep.device)
-        r = torch.rand(keep.shape[0], generator=generator, device=noise_device).to(keep.device)
-        count = (r * lengths).long() + 1
-        rank = u.masked_fill(~keep, 2.0).argsort(1).argsort(1)
-        return (rank < count[:, None]) & keep
+        u = uniform_noise(keep.shape, generator, keep.device)
+        r = uniform_noise(keep.shape[0], generator, keep.device)
+        return random_positions(keep, (r * lengths).long() + 1, u)
 
     # --- decoding hooks -------------------------------------------------------------------
     def _nat_check_options(self, options: dict) -> None:

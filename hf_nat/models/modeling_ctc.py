@@ -56,12 +56,6 @@ class CTCNATForConditionalGeneration(CTCNATPreTrainedModel, GlancingMixin, NATGe
         self.post_init()
         self.generation_config = self._nat_default_generation_config()
 
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.model.shared
-
-    def get_output_embeddings(self) -> nn.Linear:
-        return self.lm_head
-
     def max_source_positions(self) -> int:
         """Sources are upsampled into the decoder's positions, so they get ``1/upsample_ratio`` of them."""
         return self.config.max_position_embeddings // self.config.upsample_ratio
@@ -76,6 +70,13 @@ class CTCNATForConditionalGeneration(CTCNATPreTrainedModel, GlancingMixin, NATGe
 
     def _logits(self, encoder: EncoderState, inputs_embeds: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         return self.lm_head(self.model.decoder(keep, encoder, inputs_embeds=inputs_embeds))
+
+    def _emission_log_probs(self, encoder: EncoderState, inputs_embeds: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """Decoding log-probabilities (float32): a content token or blank, never another special."""
+        logits = self._logits(encoder, inputs_embeds, keep).float()
+        banned = [i for i in self.config.special_token_ids() if i != self.config.blank_token_id]
+        logits[..., banned] = float("-inf")
+        return logits.log_softmax(-1)
 
     # --- training -------------------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
@@ -92,28 +93,28 @@ class CTCNATForConditionalGeneration(CTCNATPreTrainedModel, GlancingMixin, NATGe
             return NATSeq2SeqLMOutput(logits=logits, encoder_last_hidden_state=encoder.hidden)
 
         targets, lengths = compact_targets(labels, self.config)
+        feasible = ctc_feasible(targets, lengths, keep.sum(1), self.config.pad_token_id)
         losses = {}
         if self.config.glancing and self.training:
-            feasible = ctc_feasible(targets, lengths, keep.sum(1), self.config.pad_token_id)
             inputs_embeds, revealed = self._glance(encoder, inputs_embeds, keep, targets, lengths, feasible, generator)
             losses["revealed"] = (revealed.sum() / keep.sum().clamp(min=1)).detach()
         logits = self._logits(encoder, inputs_embeds, keep)
-        ctc, feasible, _ = self._ctc_loss(logits, keep, targets, lengths)
+        ctc, _ = self._ctc_loss(logits, keep, targets, lengths, feasible)
         losses.update(ctc=ctc.detach(), infeasible=(~feasible).sum().detach().float())
         return NATSeq2SeqLMOutput(loss=ctc, logits=logits, losses=losses, encoder_last_hidden_state=encoder.hidden)
 
-    def _ctc_loss(self, logits: torch.Tensor, keep: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor):
-        """(CTC loss over the feasible rows, feasible mask, float log-probs). Targets longer than
-        their upsampled source cannot be aligned: they are left out (and counted by the caller)."""
+    def _ctc_loss(self, logits: torch.Tensor, keep: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor,
+                  feasible: torch.Tensor):
+        """(CTC loss over the ``feasible`` rows, float log-probs). Targets longer than their
+        upsampled source cannot be aligned: they are left out (and counted by the caller)."""
         input_lengths = keep.sum(1)
-        feasible = ctc_feasible(targets, lengths, input_lengths, self.config.pad_token_id)
         log_probs = logits.float().log_softmax(-1)
         if feasible.any():
             ctc = F.ctc_loss(log_probs[feasible].transpose(0, 1), targets[feasible], input_lengths[feasible],
                              lengths[feasible], blank=self.config.blank_token_id, reduction="mean", zero_infinity=True)
         else:  # keep the graph: every parameter still gets a (zero) gradient
             ctc = log_probs.sum() * 0.0
-        return ctc, feasible, log_probs
+        return ctc, log_probs
 
     def _glance(self, encoder, inputs_embeds, keep, targets, lengths, feasible, generator):
         """GLAT: reveal best-alignment tokens at ratio × (first-pass errors) random positions."""
@@ -135,10 +136,7 @@ class CTCNATForConditionalGeneration(CTCNATPreTrainedModel, GlancingMixin, NATGe
     def _nat_initial_state(self, encoder: EncoderState, empty: torch.Tensor, options: dict) -> DecoderState:
         """The one decoding pass: best path and k-1 single-swap neighbours per source, collapsed."""
         inputs_embeds, keep = self._upsampled(encoder)
-        logits = self._logits(encoder, inputs_embeds, keep).float()
-        banned = [i for i in self.config.special_token_ids() if i != self.config.blank_token_id]
-        logits[..., banned] = float("-inf")
-        top_scores, top_tokens = logits.log_softmax(-1).topk(2, dim=-1)
+        top_scores, top_tokens = self._emission_log_probs(encoder, inputs_embeds, keep).topk(2, dim=-1)
         paths, path_scores = _single_swap_candidates(top_tokens, top_scores, keep, int(options["num_candidates"]))
         k = paths.shape[1]
         flat_keep = keep.repeat_interleave(k, dim=0)

@@ -14,11 +14,11 @@ import torch
 import torch.nn.functional as F
 
 from .configuration_imputer import ImputerConfig
-from .ctc_alignment import best_alignment, collapse
+from .ctc_alignment import best_alignment, collapse, ctc_feasible
 from .modeling_ctc import CTCNATForConditionalGeneration, CTCNATModel, CTCNATPreTrainedModel
 from .modeling_nat import NATSeq2SeqLMOutput, compact_targets
 from .nat_generation import DecoderState
-from .nat_layers import EncoderState
+from .nat_layers import EncoderState, random_positions, uniform_noise
 
 
 class ImputerPreTrainedModel(CTCNATPreTrainedModel):
@@ -62,7 +62,8 @@ class ImputerForConditionalGeneration(CTCNATForConditionalGeneration):
             return NATSeq2SeqLMOutput(logits=logits, encoder_last_hidden_state=encoder.hidden)
 
         targets, lengths = compact_targets(labels, self.config)
-        ctc, feasible, log_probs = self._ctc_loss(logits, keep, targets, lengths)
+        feasible = ctc_feasible(targets, lengths, keep.sum(1), self.config.pad_token_id)
+        ctc, log_probs = self._ctc_loss(logits, keep, targets, lengths, feasible)
         path = best_alignment(log_probs.detach(), targets, keep.sum(1), lengths, self.config.blank_token_id)
         masked = self._random_mask(keep & feasible[:, None], generator)
         partial = path.masked_fill(masked, self.config.mask_token_id)
@@ -80,12 +81,9 @@ class ImputerForConditionalGeneration(CTCNATForConditionalGeneration):
     @staticmethod
     def _random_mask(keep: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """Mask ⌈r·n⌉ random positions of each row of n real positions, r ~ Uniform(0, 1]."""
-        noise_device = generator.device if generator is not None else keep.device
-        u = torch.rand(keep.shape, generator=generator, device=noise_device).to(keep.device)
-        r = torch.rand(keep.shape[0], generator=generator, device=noise_device).to(keep.device)
-        count = torch.ceil((1.0 - r) * keep.sum(1)).long()
-        rank = u.masked_fill(~keep, 2.0).argsort(1).argsort(1)
-        return (rank < count[:, None]) & keep
+        u = uniform_noise(keep.shape, generator, keep.device)
+        r = uniform_noise(keep.shape[0], generator, keep.device)
+        return random_positions(keep, torch.ceil((1.0 - r) * keep.sum(1)).long(), u)
 
     # --- decoding hooks -------------------------------------------------------------------
     def _nat_initial_state(self, encoder: EncoderState, empty: torch.Tensor, options: dict) -> DecoderState:
@@ -103,10 +101,7 @@ class ImputerForConditionalGeneration(CTCNATForConditionalGeneration):
         steps = int(options["max_iterations"])
         path, committed = state.extras["path"], state.extras["committed"]
         upsampled, keep = self._upsampled(encoder)
-        logits = self._logits(encoder, self._alignment_embeds(upsampled, path), keep).float()
-        banned = [i for i in self.config.special_token_ids() if i != self.config.blank_token_id]
-        logits[..., banned] = float("-inf")
-        scores, tokens = logits.log_softmax(-1).max(-1)
+        scores, tokens = self._emission_log_probs(encoder, self._alignment_embeds(upsampled, path), keep).max(-1)
         if step == steps - 1:
             chosen = ~committed  # the last step fills whatever is still open
         else:

@@ -10,7 +10,7 @@ from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .configuration_nat import NATConfig
-from .nat_layers import EncoderState, LengthPredictor, NATDecoder, NATEncoder
+from .nat_layers import EncoderState, LengthPredictor, NATDecoder, NATEncoder, left_align
 
 
 @dataclass
@@ -57,6 +57,10 @@ class NATPreTrainedModel(PreTrainedModel):
         except SafetensorError as error:
             raise OSError(f"corrupt or unreadable weights in {pretrained_model_name_or_path} "
                           f"(model.safetensors): {error}") from error
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        """The shared token embedding (of the backbone under ``self.model``)."""
+        return self.model.get_input_embeddings()
 
     def max_source_positions(self) -> int:
         """The longest source (in tokens) the model accepts."""
@@ -131,14 +135,7 @@ def compact_targets(labels: torch.Tensor, config: NATConfig) -> tuple[torch.Tens
     for token in drop:
         if token is not None:
             content &= labels.ne(token)
-    # A stable sort on "is not content" moves content to the front and keeps its order.
-    order = (~content).to(torch.int8).argsort(dim=1, stable=True)
-    lengths = content.sum(1)
-    width = max(int(lengths.max()), 1) if labels.numel() else 1
-    targets = labels.gather(1, order)[:, :width]
-    positions = torch.arange(width, device=labels.device)
-    targets = targets.masked_fill(positions[None, :] >= lengths[:, None], config.pad_token_id)
-    return targets, lengths
+    return left_align(labels, content, config.pad_token_id), content.sum(1)
 
 
 def length_loss(length_logits: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,8 @@ checkpoints carry it.
 
 import torch
 
+from .nat_layers import random_positions, uniform_noise
+
 
 class GlancingMixin:
     """Adds the glancing schedule and the choice of revealed positions to a family model."""
@@ -36,8 +38,6 @@ class GlancingMixin:
         count = (errors.float() * self.glancing_ratio()).long()
         if allowed is not None:
             count = count * allowed
-        noise_device = generator.device if generator is not None else keep.device
-        noise = torch.rand(keep.shape, generator=generator, device=noise_device).to(keep.device)
-        rank = noise.masked_fill(~keep, 2.0).argsort(1).argsort(1)
+        noise = uniform_noise(keep.shape, generator, keep.device)
         self.glancing_updates += 1
-        return (rank < count[:, None]) & keep
+        return random_positions(keep, count, noise)

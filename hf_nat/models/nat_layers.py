@@ -15,6 +15,29 @@ from torch import nn
 _ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "silu": F.silu}
 
 
+def uniform_noise(shape, generator: torch.Generator | None, device) -> torch.Tensor:
+    """Uniform [0, 1) noise drawn from ``generator`` (on its own device), returned on ``device``."""
+    noise_device = generator.device if generator is not None else device
+    return torch.rand(shape, generator=generator, device=noise_device).to(device)
+
+
+def random_positions(keep: torch.Tensor, count: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """(B, T) bool: ``count`` (B,) real positions of each row (``keep``), those with the lowest ``noise``."""
+    rank = noise.masked_fill(~keep, 2.0).argsort(1).argsort(1)
+    return (rank < count[:, None]) & keep
+
+
+def left_align(tokens: torch.Tensor, keep: torch.Tensor, pad_token_id: int) -> torch.Tensor:
+    """The ``keep`` tokens of each row moved to the front in order, pad after (width ≥ 1)."""
+    # A stable sort on "not kept" moves kept tokens to the front and keeps their order.
+    order = (~keep).to(torch.int8).argsort(dim=1, stable=True)
+    lengths = keep.sum(1)
+    width = max(int(lengths.max()), 1) if tokens.numel() else 1
+    out = tokens.gather(1, order)[:, :width]
+    positions = torch.arange(width, device=tokens.device)
+    return out.masked_fill(positions[None, :] >= lengths[:, None], pad_token_id)
+
+
 def padding_to_attn_mask(keep: torch.Tensor) -> torch.Tensor:
     """Turn a (B, S) bool "is a real token" mask into the (B, 1, 1, S) mask SDPA broadcasts."""
     return keep[:, None, None, :]
