@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from safetensors.torch import load_file as load_safetensors
 from tqdm.auto import tqdm
 
 import hf_nat
@@ -85,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval_generate_kwargs", type=json.loads, default={},
                    help='JSON options for generate() during validation, e.g. {"max_iterations": 4}')
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in output_dir")
+    p.add_argument("--init_from", default=None,
+                   help="start from the weights of a saved model folder (same shapes; e.g. an Imputer from a CTC model)")
     p.add_argument("--log_every", type=int, default=50)
     p.add_argument("--no_progress", action="store_true")
     return p
@@ -117,6 +120,29 @@ def build_model(args, tokenizer) -> torch.nn.Module:
                                blank_token_id=ids["blank"], decoder_start_token_id=ids["bos"],
                                **args.config_overrides)
     return head(config)
+
+
+def load_initial_weights(model: torch.nn.Module, folder: str) -> dict:
+    """Copy the safetensors weights of a saved model folder into ``model`` (a warm start).
+
+    Every tensor of the folder must exist in ``model`` with the same shape; parameters the folder
+    lacks keep their fresh initialisation. Returns how many tensors were loaded and left fresh.
+    """
+    path = os.path.join(folder, "model.safetensors")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--init_from: no model.safetensors in {folder}")
+    weights = load_safetensors(path)
+    weights.pop("glancing_updates", None)  # a training-progress counter, not a weight: the new run starts at 0
+    own = model.state_dict()
+    unknown = sorted(set(weights) - set(own))
+    mismatched = sorted(k for k in weights if k in own and weights[k].shape != own[k].shape)
+    if unknown or mismatched:
+        raise ValueError(f"--init_from {folder} does not fit this model: unknown tensors {unknown[:5]}, "
+                         f"shape mismatches {mismatched[:5]}")
+    missing = model.load_state_dict(weights, strict=False).missing_keys
+    loaded_storage = {own[k].data_ptr() for k in weights}
+    fresh = [k for k in missing if own[k].data_ptr() not in loaded_storage]  # tied copies were loaded
+    return {"loaded": len(weights), "fresh": fresh}
 
 
 def compute_loss(model, batch: dict, generator: torch.Generator, label_smoothing: float):
@@ -277,6 +303,8 @@ def train(args) -> dict:
     os.makedirs(args.output_dir, exist_ok=True)
     tokenizer, examples, valid = load_data(args, accelerator)
     model = build_model(args, tokenizer)
+    if args.init_from and not args.resume:
+        accelerator.print(f"initialised from {args.init_from}: {load_initial_weights(model, args.init_from)}")
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
