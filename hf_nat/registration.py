@@ -5,14 +5,18 @@ from transformers import pipelines as transformers_pipelines
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .models import (CMLMConfig, CMLMForConditionalGeneration, CMLMModel, CTCNATConfig,
-                     CTCNATForConditionalGeneration, CTCNATModel, ImputerConfig, ImputerForConditionalGeneration,
-                     ImputerModel, NATTranslationPipeline)
+                     CTCNATForConditionalGeneration, CTCNATModel, FertilityNATConfig,
+                     FertilityNATForConditionalGeneration, FertilityNATModel, ImputerConfig,
+                     ImputerForConditionalGeneration, ImputerModel, IterativeNATConfig,
+                     IterativeNATForConditionalGeneration, IterativeNATModel, NATTranslationPipeline)
 
 # (config, base model, model with generation head) for each family.
 FAMILIES = [
     (CMLMConfig, CMLMModel, CMLMForConditionalGeneration),
     (CTCNATConfig, CTCNATModel, CTCNATForConditionalGeneration),
     (ImputerConfig, ImputerModel, ImputerForConditionalGeneration),
+    (FertilityNATConfig, FertilityNATModel, FertilityNATForConditionalGeneration),
+    (IterativeNATConfig, IterativeNATModel, IterativeNATForConditionalGeneration),
 ]
 
 

@@ -86,3 +86,28 @@ def toy_ar_model(tokenizer, seed: int = 0, **overrides) -> MarianMTModel:
                                     decoder_ffn_dim=64, max_position_embeddings=64, pad_token_id=0, eos_token_id=2,
                                     bos_token_id=1, decoder_start_token_id=1), **overrides})
     return MarianMTModel(config).eval()
+
+
+def toy_shape(tokenizer, **overrides) -> dict:
+    """Config fields of a model small enough to train on CPU in seconds (any family)."""
+    shape = dict(vocab_size=len(tokenizer), d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+                 decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, dropout=0.0,
+                 max_position_embeddings=32, label_smoothing=0.0)
+    return {**shape, **overrides}
+
+
+def train_toy_model(model, make_batch, steps: int, seed: int = 0, lr: float = 3e-3) -> list[dict]:
+    """Train ``model`` on ``make_batch(step)`` for ``steps`` updates; returns each step's named losses."""
+    torch.manual_seed(seed)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    history = []
+    for step in range(steps):
+        out = model(**make_batch(step), generator=generator)
+        out.loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        history.append({k: float(v) for k, v in out.losses.items()})
+    model.eval()
+    return history

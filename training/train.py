@@ -25,6 +25,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+import datasets
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
@@ -36,6 +37,7 @@ import hf_nat
 from hf_nat.data import (Seq2SeqCollator, TokenBudgetBatchSampler, load_parallel_corpus, special_token_ids,
                          tokenize_corpus, train_joint_tokenizer)
 from hf_nat.metrics import corpus_scores
+from hf_nat.data.fertility import INFO_FILE, tokenizer_fingerprint
 from transformers import AutoTokenizer, MarianConfig, MarianMTModel
 
 AR_MODEL_TYPES = {"marian"}
@@ -86,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval_generate_kwargs", type=json.loads, default={},
                    help='JSON options for generate() during validation, e.g. {"max_iterations": 4}')
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in output_dir")
+    p.add_argument("--fertility", default=None,
+                   help="fertility labels from training/align_fertility.py (fertility_nat with decoder_input='fertility')")
     p.add_argument("--init_from", default=None,
                    help="start from the weights of a saved model folder (same shapes; e.g. an Imputer from a CTC model)")
     p.add_argument("--log_every", type=int, default=50)
@@ -209,10 +213,32 @@ def load_data(args, accelerator: Accelerator):
     train = tokenize_corpus(corpus[args.train_split], tokenizer, max_source_length=args.max_length,
                             max_target_length=args.max_length, filter_splits=[args.train_split])
     examples = [{"input_ids": s, "labels": t} for s, t in zip(train["input_ids"], train["labels"])]
+    if args.fertility:
+        attach_fertility(examples, train, tokenizer, args.fertility, args.train_split)
     valid = corpus[args.valid_split]
     if args.eval_sentences:
         valid = valid.select(range(min(args.eval_sentences, len(valid))))
     return tokenizer, examples, (list(valid["source"]), list(valid["target"]))
+
+
+def attach_fertility(examples: list[dict], train, tokenizer, folder: str, split: str) -> None:
+    """Add each example's cached fertility labels (matched by source and target text)."""
+    with open(os.path.join(folder, INFO_FILE)) as f:
+        info = json.load(f)
+    if info["tokenizer_fingerprint"] != tokenizer_fingerprint(tokenizer):
+        raise ValueError(f"--fertility {folder} was computed with another tokenizer; rerun training/align_fertility.py")
+    cached = datasets.load_from_disk(folder)[split]
+    by_pair = {(s, t): f for s, t, f in zip(cached["source"], cached["target"], cached["fertility"])}
+    missing = 0
+    for example, source, target in zip(examples, train["source"], train["target"]):
+        fertility = by_pair.get((source, target))
+        if fertility is None or len(fertility) != len(example["input_ids"]):
+            missing += 1
+        else:
+            example["fertility"] = fertility
+    if missing:
+        raise ValueError(f"--fertility {folder} lacks labels for {missing} of {len(examples)} training pairs; "
+                         f"rerun training/align_fertility.py on this corpus")
 
 
 # --- validation ------------------------------------------------------------------------------

@@ -124,7 +124,7 @@ class Seq2SeqCollator:
 
     Returns ``input_ids`` padded with ``pad_token_id``, an ``attention_mask`` of 1s and 0s and, if
     the examples have ``labels``, ``labels`` padded with ``label_pad_token_id`` (ignored by the
-    loss). Other keys of the examples are ignored.
+    loss); likewise ``fertility`` (one label per source token). Other keys are ignored.
     """
 
     pad_token_id: int
@@ -142,6 +142,8 @@ class Seq2SeqCollator:
             batch["labels"] = _pad([f["labels"] for f in features], self.label_pad_token_id)
         elif with_labels:
             raise ValueError(f"Only {with_labels} of {len(features)} examples have labels")
+        if all("fertility" in f for f in features):  # per-source-token labels of fertility_nat
+            batch["fertility"] = _pad([f["fertility"] for f in features], self.label_pad_token_id)
         return batch
 
 

@@ -12,9 +12,10 @@ from torch import nn
 from .configuration_cmlm import CMLMConfig
 from .modeling_nat import (NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput, compact_targets,
                            length_loss)
-from .nat_generation import DecoderState, NATGenerationMixin, mean_token_scores
+from .nat_generation import (DecoderState, NATGenerationMixin, best_content_tokens, length_beam_state,
+                             mean_token_scores)
 from .nat_glancing import GlancingMixin
-from .nat_layers import EncoderState, LengthPredictor, random_positions, uniform_noise
+from .nat_layers import EncoderState, random_positions, uniform_noise
 
 
 class CMLMPreTrainedModel(NATPreTrainedModel):
@@ -113,19 +114,8 @@ class CMLMForConditionalGeneration(CMLMPreTrainedModel, GlancingMixin, NATGenera
 
     def _nat_initial_state(self, encoder: EncoderState, empty: torch.Tensor, options: dict) -> DecoderState:
         """Fully masked targets of the top-``length_beam`` predicted lengths of each source."""
-        beam = int(options["length_beam"])
-        length_logits = self.model.length_predictor(encoder)
-        lengths = LengthPredictor.top_lengths(length_logits, beam)
-        if lengths.shape[1] < beam:  # fewer length classes than the beam: repeat the best
-            lengths = torch.cat([lengths, lengths[:, :1].expand(-1, beam - lengths.shape[1])], 1)
-        lengths = lengths.masked_fill(empty[:, None], 1).reshape(-1)
-        width = int(lengths.max())
-        positions = torch.arange(width, device=lengths.device)
-        tokens = torch.full((lengths.shape[0], width), self.config.mask_token_id, device=lengths.device)
-        tokens = tokens.masked_fill(positions[None, :] >= lengths[:, None], self.config.pad_token_id)
-        source_index = torch.arange(empty.shape[0], device=lengths.device).repeat_interleave(beam)
-        return DecoderState(tokens=tokens, scores=torch.zeros(tokens.shape, device=tokens.device),
-                            source_index=source_index)
+        return length_beam_state(self.model.length_predictor(encoder), int(options["length_beam"]), empty,
+                                 self.config.mask_token_id, self.config.pad_token_id)
 
     def _nat_refine_step(self, encoder: EncoderState, state: DecoderState, step: int, options: dict) -> DecoderState:
         """One mask-predict iteration: re-mask the least confident tokens, predict them."""
@@ -139,9 +129,7 @@ class CMLMForConditionalGeneration(CMLMPreTrainedModel, GlancingMixin, NATGenera
             masked = (rank < count[:, None]) & keep
         decoder_input = state.tokens.masked_fill(masked, self.config.mask_token_id)
         hidden = self.model.decoder(keep, encoder, decoder_input)
-        logits = self.lm_head(hidden[masked]).float()
-        logits[:, self.config.special_token_ids()] = float("-inf")
-        best_scores, best_tokens = logits.log_softmax(-1).max(-1)
+        best_scores, best_tokens = best_content_tokens(self.lm_head(hidden[masked]), self.config.special_token_ids())
         tokens = state.tokens.masked_scatter(masked, best_tokens)
         scores = state.scores.masked_scatter(masked, best_scores)
         return DecoderState(tokens=tokens, scores=scores, source_index=state.source_index, extras=state.extras)

@@ -109,7 +109,7 @@ class NATModel(NATPreTrainedModel):
         """Run the encoder; with ``cache_cross_kv`` also precompute the decoder's cross-attention keys/values."""
         hidden = self.encoder(input_ids, attention_mask)
         kv = self.decoder.cross_kv(hidden) if cache_cross_kv else None
-        return EncoderState(hidden=hidden, keep=attention_mask.bool(), cross_kv=kv)
+        return EncoderState(hidden=hidden, keep=attention_mask.bool(), cross_kv=kv, input_ids=input_ids)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 decoder_input_ids: torch.Tensor | None = None, **kwargs) -> NATModelOutput:

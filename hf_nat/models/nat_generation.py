@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from transformers import GenerationConfig, GenerationMixin
 from transformers.utils import ModelOutput
 
-from .nat_layers import EncoderState
+from .nat_layers import EncoderState, LengthPredictor
 from .nat_rescoring import check_rescorer, rescore_candidates, with_eos
 
 # Options every family accepts. ``rescorer`` (an AR seq2seq model sharing the tokenizer) replaces
@@ -213,3 +213,30 @@ def mean_token_scores(state: DecoderState, pad_token_id: int) -> torch.Tensor:
     """Average log-probability of each candidate's tokens (the usual NAT ranking score)."""
     keep = state.tokens.ne(pad_token_id)
     return (state.scores * keep).sum(1) / keep.sum(1).clamp(min=1)
+
+
+def length_beam_state(length_logits: torch.Tensor, beam: int, empty: torch.Tensor, fill_token_id: int,
+                      pad_token_id: int) -> DecoderState:
+    """Candidates of the top-``beam`` predicted lengths of each source, filled with ``fill_token_id``.
+
+    Empty sources get length 1 (their output is blanked at the end); sources whose length
+    classes run out repeat their best length.
+    """
+    lengths = LengthPredictor.top_lengths(length_logits, beam)
+    if lengths.shape[1] < beam:
+        lengths = torch.cat([lengths, lengths[:, :1].expand(-1, beam - lengths.shape[1])], 1)
+    lengths = lengths.masked_fill(empty[:, None], 1).reshape(-1)
+    width = int(lengths.max())
+    positions = torch.arange(width, device=lengths.device)
+    tokens = torch.full((lengths.shape[0], width), fill_token_id, device=lengths.device)
+    tokens = tokens.masked_fill(positions[None, :] >= lengths[:, None], pad_token_id)
+    source_index = torch.arange(empty.shape[0], device=lengths.device).repeat_interleave(beam)
+    return DecoderState(tokens=tokens, scores=torch.zeros(tokens.shape, device=tokens.device),
+                        source_index=source_index)
+
+
+def best_content_tokens(logits: torch.Tensor, special_token_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log-probabilities, tokens) of the best non-special token at every position of ``logits``."""
+    logits = logits.float()
+    logits[..., special_token_ids] = float("-inf")
+    return logits.log_softmax(-1).max(-1)

@@ -1,0 +1,27 @@
+"""Configuration of the iterative refinement NAT (Lee et al., 2018)."""
+
+from .configuration_nat import NATConfig
+
+
+class IterativeNATConfig(NATConfig):
+    """Iterative refinement NAT: a first pass reads the uniformly copied source, later passes read
+    the previous pass's tokens, all through one shared non-causal decoder.
+
+    Training unrolls ``train_passes`` passes and sums their cross-entropies. The input of each
+    refinement pass is, with probability ``corruption_prob`` per sentence, the gold target
+    corrupted by denoising noise instead of the previous pass's output: every target token is,
+    with probability ``corruption_token_prob``, replaced by a random token, replaced by its left
+    neighbour (repeat) or swapped with its right neighbour (one of the three at random). Only
+    content tokens are corrupted; bos, eos and padding never are.
+    """
+
+    model_type = "iterative_nat"
+
+    train_passes: int = 3
+    corruption_prob: float = 0.5
+    corruption_token_prob: float = 0.15
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        if self.train_passes < 1:
+            raise ValueError(f"train_passes must be >= 1, got {self.train_passes}")

@@ -1,0 +1,108 @@
+"""Iterative refinement NAT: denoising corruption, the toy task learned, refinement that stops when
+nothing changes, batch invariance, round trip and export."""
+
+import pytest
+import torch
+from transformers import AutoModelForSeq2SeqLM
+
+from hf_nat import IterativeNATConfig, IterativeNATForConditionalGeneration
+from hf_nat.models.modeling_iterative_nat import corrupt_targets
+from tests.toy import exact_match, toy_batch, toy_sentences, toy_shape, toy_tokenizer, train_toy_model
+
+
+def test_corruption_changes_only_content_tokens():
+    tokenizer = toy_tokenizer()
+    config = IterativeNATConfig(**toy_shape(tokenizer), corruption_token_prob=1.0)
+    generator = torch.Generator().manual_seed(0)
+    targets = torch.tensor([[7, 8, 9, 10, 11, 12], [13, 14, 15, 0, 0, 0]])
+    keep = targets.ne(config.pad_token_id)
+    corrupted = corrupt_targets(targets, keep, config, generator)
+    assert corrupted[~keep].eq(config.pad_token_id).all()
+    assert not torch.isin(corrupted[keep], torch.tensor(config.special_token_ids())).any()
+    assert corrupted.ne(targets).any()
+    config.corruption_token_prob = 0.0
+    assert torch.equal(corrupt_targets(targets, keep, config, generator), targets)
+
+
+def test_corruption_uses_replace_repeat_and_swap():
+    config = IterativeNATConfig(vocab_size=1000, corruption_token_prob=0.3)
+    generator = torch.Generator().manual_seed(1)
+    targets = torch.arange(10, 30).view(2, 10)
+    keep = torch.ones_like(targets, dtype=torch.bool)
+    seen = {"swap": 0, "repeat": 0, "replace": 0}
+    for _ in range(20):
+        out = corrupt_targets(targets, keep, config, generator)
+        for row in range(2):
+            t, o = targets[row].tolist(), out[row].tolist()
+            for i in range(10):
+                if o[i] == t[i]:
+                    continue
+                if i + 1 < 10 and o[i] == t[i + 1] and o[i + 1] == t[i]:
+                    seen["swap"] += 1
+                elif i > 0 and o[i] == t[i - 1] and not (o[i - 1] == t[i]):
+                    seen["repeat"] += 1
+                elif o[i] not in t:
+                    seen["replace"] += 1
+    assert all(count > 0 for count in seen.values()), seen
+
+
+@pytest.fixture(scope="module")
+def toy_iterative():
+    tokenizer = toy_tokenizer()
+    torch.manual_seed(0)
+    model = IterativeNATForConditionalGeneration(IterativeNATConfig(**toy_shape(tokenizer), train_passes=3))
+    history = train_toy_model(model, lambda step: toy_batch(tokenizer, toy_sentences(64, seed=5000 + step)), 300)
+    return model, tokenizer, toy_sentences(40, seed=7), history
+
+
+def test_iterative_nat_learns_and_refinement_helps(toy_iterative):
+    model, tokenizer, sentences, history = toy_iterative
+    assert history[-1]["refine"] < history[0]["refine"] and history[-1]["first"] < history[0]["first"]
+    one = exact_match(model, tokenizer, sentences, max_iterations=1)
+    four = exact_match(model, tokenizer, sentences, max_iterations=4)
+    assert four >= 0.8 and four >= one
+
+
+def test_refinement_stops_once_nothing_changes(toy_iterative):
+    model, tokenizer, sentences, _ = toy_iterative
+    batch = tokenizer(sentences, return_tensors="pt", padding=True)
+    out = model.generate(**batch, max_iterations=10, return_dict_in_generate=True, output_history=True)
+    assert out.iterations.max() <= 10 and out.iterations.float().mean() < 10
+    fixed = model.generate(**batch, max_iterations=10, adaptive=False, return_dict_in_generate=True)
+    assert fixed.iterations.eq(10).all()
+    one = model.generate(**batch, max_iterations=1, return_dict_in_generate=True)
+    assert one.iterations.eq(1).all()
+    assert model.config.mask_token_id not in out.sequences.flatten().tolist()
+
+
+def test_iterative_decoding_is_batch_size_invariant(toy_iterative):
+    model, tokenizer, sentences, _ = toy_iterative
+    batched = tokenizer.batch_decode(model.generate(**tokenizer(sentences, return_tensors="pt", padding=True),
+                                                    length_beam=3), skip_special_tokens=True)
+    single = [tokenizer.decode(model.generate(**tokenizer([s], return_tensors="pt"), length_beam=3)[0],
+                               skip_special_tokens=True) for s in sentences[:8]]
+    assert batched[:8] == single
+
+
+def test_iterative_round_trip_pipeline_and_export(toy_iterative, tmp_path):
+    from transformers import pipeline
+
+    from tests.test_export import run_without_hf_nat
+    from training import export
+
+    model, tokenizer, sentences, _ = toy_iterative
+    model.save_pretrained(tmp_path / "run")
+    tokenizer.save_pretrained(tmp_path / "run")
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "run")
+    assert isinstance(loaded, IterativeNATForConditionalGeneration)
+    batch = tokenizer(sentences[:6], return_tensors="pt", padding=True)
+    assert torch.equal(loaded.generate(**batch), model.generate(**batch))
+    translator = pipeline("translation", model=model, tokenizer=tokenizer)
+    assert translator("  ")[0]["translation_text"] == ""
+
+    folder = export.export_model(tmp_path / "run", tmp_path / "toy_iterative")
+    assert {"modeling_iterative_nat.py", "nat_copy.py"} <= {p.name for p in folder.iterdir()}
+    result = run_without_hf_nat(folder, sentences[:6], {"max_iterations": 2}, tmp_path)
+    assert result["base_class"] == "IterativeNATModel"
+    expected = tokenizer.batch_decode(model.generate(**batch, max_iterations=2), skip_special_tokens=True)
+    assert result["options"] == expected == result["pipeline"]
