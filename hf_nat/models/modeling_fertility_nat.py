@@ -20,8 +20,8 @@ from .configuration_fertility_nat import FertilityNATConfig
 from .modeling_nat import NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput, compact_targets, length_loss
 from .nat_copy import (copied_by_length, copyable_source, fertility_copy_index, gather_positions,
                        source_embeddings)
-from .nat_generation import (DecoderState, NATGenerationMixin, best_content_tokens, length_beam_state,
-                             mean_token_scores)
+from .nat_generation import (DecoderState, NATGenerationMixin, best_content_tokens, length_aware_scores,
+                             length_beam_state, mean_token_scores)
 from .nat_glancing import GlancingMixin
 from .nat_layers import EncoderState, uniform_noise
 
@@ -49,7 +49,8 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
     fertilities, the others fertilities sampled at ``npd_temperature``; the samples depend only on
     the sentence and ``npd_seed``, so results do not change with the batch), ``length_beam``
     (copy variants: candidates of the top predicted lengths). Candidates are ranked by their mean
-    token log-probability, or by ``rescorer=`` (an AR model) as the paper does.
+    token log-probability (plus the length's log-probability for the copy variants), or by
+    ``rescorer=`` (an AR model) as the paper does.
     """
 
     _tied_weights_keys = {"lm_head.weight": "model.shared.weight"}
@@ -206,6 +207,7 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
             rows = encoder.select(source_index) if samples > 1 else encoder
             index, keep = fertility_copy_index(fertility, self.config.max_position_embeddings)
             embeds = gather_positions(source_embeddings(self.model.shared, rows, self.config), index)
+            extras = None
         else:
             state = length_beam_state(self.model.length_predictor(encoder), int(options["length_beam"]), empty,
                                       self.config.mask_token_id, self.config.pad_token_id)
@@ -214,10 +216,11 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
             keep = state.tokens.ne(self.config.pad_token_id)
             embeds = copied_by_length(self.model.shared, rows, self.config, keep.sum(1), keep.shape[1],
                                       self._soft_temperature())
+            extras = state.extras
         hidden = self.model.decoder(keep, rows, inputs_embeds=embeds)
         scores, tokens = best_content_tokens(self.lm_head(hidden), self.config.special_token_ids())
         return DecoderState(tokens=tokens.masked_fill(~keep, self.config.pad_token_id),
-                            scores=scores.masked_fill(~keep, 0.0), source_index=source_index)
+                            scores=scores.masked_fill(~keep, 0.0), source_index=source_index, extras=extras)
 
     def _decoding_fertilities(self, encoder: EncoderState, options: dict) -> torch.Tensor:
         """(B·s, S) fertilities: the argmax first, then s-1 samples per source (at least 1 token each)."""
@@ -241,7 +244,9 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
         return state  # one pass: the initial state is the output
 
     def _nat_candidate_scores(self, state: DecoderState) -> torch.Tensor:
-        return mean_token_scores(state, self.config.pad_token_id)
+        if state.extras is None:  # fertility candidates: the length is part of what is sampled
+            return mean_token_scores(state, self.config.pad_token_id)
+        return length_aware_scores(state, self.config.pad_token_id)
 
 
 def _gumbel(uniform: torch.Tensor) -> torch.Tensor:

@@ -13,8 +13,8 @@ from torch import nn
 from .configuration_iterative_nat import IterativeNATConfig
 from .modeling_nat import NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput, compact_targets, length_loss
 from .nat_copy import copied_by_length
-from .nat_generation import (DecoderState, NATGenerationMixin, best_content_tokens, length_beam_state,
-                             mean_token_scores)
+from .nat_generation import (DecoderState, NATGenerationMixin, best_content_tokens, length_aware_scores,
+                             length_beam_state)
 from .nat_layers import EncoderState, uniform_noise
 
 
@@ -35,7 +35,7 @@ class IterativeNATForConditionalGeneration(IterativeNATPreTrainedModel, NATGener
 
     Decoding options: ``max_iterations`` (decoder passes; 1 = one shot), ``adaptive`` (stop a
     sentence once a pass leaves it unchanged), ``length_beam`` (candidates of the top predicted
-    lengths, ranked by mean token log-probability or by ``rescorer=``).
+    lengths, ranked by mean token log-probability plus length log-probability, or by ``rescorer=``).
     """
 
     _tied_weights_keys = {"lm_head.weight": "model.shared.weight"}
@@ -110,7 +110,7 @@ class IterativeNATForConditionalGeneration(IterativeNATPreTrainedModel, NATGener
                             extras=state.extras)
 
     def _nat_candidate_scores(self, state: DecoderState) -> torch.Tensor:
-        return mean_token_scores(state, self.config.pad_token_id)
+        return length_aware_scores(state, self.config.pad_token_id)
 
 
 def corrupt_targets(targets: torch.Tensor, keep: torch.Tensor, config: IterativeNATConfig,

@@ -220,11 +220,13 @@ def length_beam_state(length_logits: torch.Tensor, beam: int, empty: torch.Tenso
     """Candidates of the top-``beam`` predicted lengths of each source, filled with ``fill_token_id``.
 
     Empty sources get length 1 (their output is blanked at the end); sources whose length
-    classes run out repeat their best length.
+    classes run out repeat their best length. ``extras["length_score"]`` holds each candidate's
+    length log-probability.
     """
     lengths = LengthPredictor.top_lengths(length_logits, beam)
     if lengths.shape[1] < beam:
         lengths = torch.cat([lengths, lengths[:, :1].expand(-1, beam - lengths.shape[1])], 1)
+    length_scores = length_logits.float().log_softmax(-1).gather(1, lengths).reshape(-1)
     lengths = lengths.masked_fill(empty[:, None], 1).reshape(-1)
     width = int(lengths.max())
     positions = torch.arange(width, device=lengths.device)
@@ -232,7 +234,13 @@ def length_beam_state(length_logits: torch.Tensor, beam: int, empty: torch.Tenso
     tokens = tokens.masked_fill(positions[None, :] >= lengths[:, None], pad_token_id)
     source_index = torch.arange(empty.shape[0], device=lengths.device).repeat_interleave(beam)
     return DecoderState(tokens=tokens, scores=torch.zeros(tokens.shape, device=tokens.device),
-                        source_index=source_index)
+                        source_index=source_index, extras={"length_score": length_scores})
+
+
+def length_aware_scores(state: DecoderState, pad_token_id: int) -> torch.Tensor:
+    """Mean token log-probability plus the length's log-probability: ranks candidates of different
+    lengths when a shorter one can be as confident per token (e.g. a copy that skips a word)."""
+    return mean_token_scores(state, pad_token_id) + state.extras["length_score"]
 
 
 def best_content_tokens(logits: torch.Tensor, special_token_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
