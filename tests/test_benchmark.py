@@ -41,6 +41,7 @@ class CopyNat(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.rescorers_seen: list = []
+        self.config = types.SimpleNamespace(model_type="copy")
 
     def generate(
         self,
@@ -130,6 +131,10 @@ def test_setting_label_and_cli() -> None:
     )
     assert args.models == ["a", "b"] and args.settings == [{"max_iterations": 2}]
     assert args.threads == 1 and args.latency_sentences == 200 and args.split == "test_2016_flickr"
+    per_family = '{"ctc_nat": [{"num_candidates": 1}], "imputer": [{"max_iterations": 8}]}'
+    assert bench._settings_arg(per_family) == {"ctc_nat": [{"num_candidates": 1}], "imputer": [{"max_iterations": 8}]}
+    with pytest.raises(Exception, match="family names"):
+        bench._settings_arg('{"ctc_nat": {"num_candidates": 1}}')
 
 
 def test_run_benchmark(tiny_setup: dict[str, str]) -> None:
@@ -200,3 +205,20 @@ def test_run_benchmark(tiny_setup: dict[str, str]) -> None:
 
     md = open(os.path.join(out, "results.md"), encoding="utf-8").read()
     assert "| tiny-marian | greedy |" in md and "| copy-nat | T=4 lb=3 |" in md
+
+
+def test_settings_per_family(tiny_setup: dict[str, str], tmp_path) -> None:
+    def loader(path: str, device: str, dtype: str) -> Any:
+        if path == "copy-nat":
+            ar = bench.load_model(tiny_setup["model"], device, dtype)
+            return bench.LoadedModel("copy-nat", path, CopyNat(), ar.tokenizer, True)
+        return bench.load_model(path, device, dtype)
+
+    common = dict(models=["copy-nat"], baseline=tiny_setup["model"], data_dir=tiny_setup["data"], src="xx",
+                  tgt="yy", split="test", batch_size=4, max_sentences=4, latency_sentences=2, warmup=1,
+                  ar_settings=[{"num_beams": 1}], loader=loader)
+    results = bench.run_benchmark(output_dir=str(tmp_path / "a"), settings={"copy": [{"max_iterations": 2}]},
+                                  **common)
+    assert [(r["model"], r["label"]) for r in results["rows"]] == [("tiny-marian", "greedy"), ("copy-nat", "T=2")]
+    with pytest.raises(ValueError, match="no list for copy-nat's family 'copy'"):
+        bench.run_benchmark(output_dir=str(tmp_path / "b"), settings={"cmlm": [{"max_iterations": 2}]}, **common)

@@ -429,7 +429,7 @@ def run_benchmark(
     tgt: str,
     split: str,
     output_dir: str,
-    settings: Sequence[dict[str, Any]] | None = None,
+    settings: Sequence[dict[str, Any]] | dict[str, Sequence[dict[str, Any]]] | None = None,
     ar_settings: Sequence[dict[str, Any]] | None = None,
     device: str = "cpu",
     dtype: str = "float32",
@@ -444,13 +444,15 @@ def run_benchmark(
 ) -> dict[str, Any]:
     """Benchmark ``baseline`` (AR) and ``models`` on one split; write and return results.
 
-    NAT models run every dict of ``settings``; AR models (the baseline
-    included) every dict of ``ar_settings``, and the baseline always runs
-    greedy, the reference of every speed ratio.
+    NAT models run every dict of ``settings`` (or, when ``settings`` maps
+    family names (``config.model_type``) to lists, the list of their family);
+    AR models (the baseline included) every dict of ``ar_settings``, and the
+    baseline always runs greedy, the reference of every speed ratio.
     """
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    nat_settings = list(settings) if settings else DEFAULT_NAT_SETTINGS
+    by_family = dict(settings) if isinstance(settings, dict) else None
+    nat_settings = [] if by_family is not None else (list(settings) if settings else DEFAULT_NAT_SETTINGS)
     ar_list = list(ar_settings) if ar_settings else DEFAULT_AR_SETTINGS
     baseline_ar = ar_list if AR_GREEDY in ar_list else [AR_GREEDY] + ar_list
     sources, refs = read_test_pairs(data_dir, split, src, tgt, max_sentences)
@@ -462,7 +464,8 @@ def run_benchmark(
     paths = [baseline] + [m for m in models if os.path.realpath(m) != base_real]
     names = _unique_names(paths)
 
-    needs_rescorer = any(s.get("rescore") for s in nat_settings)
+    every_nat_setting = nat_settings + [s for family in (by_family or {}).values() for s in family]
+    needs_rescorer = any(s.get("rescore") for s in every_nat_setting)
     rescorer = None
     rows: list[Row] = []
     for i, (path, name) in enumerate(zip(paths, names)):
@@ -473,7 +476,13 @@ def run_benchmark(
         if i == 0 and needs_rescorer:
             rescorer = lm.model
         kind = "nat" if lm.is_nat else "ar"
-        model_settings = nat_settings if lm.is_nat else (baseline_ar if i == 0 else ar_list)
+        if lm.is_nat and by_family is not None:
+            family = lm.model.config.model_type
+            if family not in by_family:
+                raise ValueError(f"--settings has no list for {name}'s family {family!r}; it has {sorted(by_family)}")
+            model_settings = list(by_family[family])
+        else:
+            model_settings = nat_settings if lm.is_nat else (baseline_ar if i == 0 else ar_list)
         special = _special_ids(lm.tokenizer)
         for setting in model_settings:
             label = setting_label(setting, lm.is_nat)
@@ -617,11 +626,18 @@ def write_results(results: dict[str, Any], output_dir: str) -> None:
 # --------------------------------------------------------------------------- CLI
 
 
-def _settings_arg(text: str) -> list[dict[str, Any]]:
+def _settings_arg(text: str) -> list[dict[str, Any]] | dict[str, list[dict[str, Any]]]:
     value = json.loads(text)
-    if not isinstance(value, list) or not all(isinstance(s, dict) for s in value):
-        raise argparse.ArgumentTypeError("settings must be a JSON list of objects")
-    return value
+
+    def is_list_of_objects(v) -> bool:
+        return isinstance(v, list) and all(isinstance(s, dict) for s in v)
+
+    if is_list_of_objects(value):
+        return value
+    if isinstance(value, dict) and all(is_list_of_objects(v) for v in value.values()):
+        return value
+    raise argparse.ArgumentTypeError("settings must be a JSON list of objects, or an object mapping "
+                                     "family names to such lists")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -634,8 +650,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tgt", required=True)
     p.add_argument("--split", default="test_2016_flickr")
     p.add_argument("--settings", type=_settings_arg, default=None,
-                   help="JSON list of generate kwargs for NAT models "
-                        "(default: max_iterations 1,4,10 × length_beam 1,5)")
+                   help="JSON list of generate kwargs for NAT models, or an object mapping family names "
+                        "(model_type) to such lists (default: max_iterations 1,4,10 × length_beam 1,5)")
     p.add_argument("--ar_settings", type=_settings_arg, default=None,
                    help='JSON list for AR models (default: [{"num_beams": 1}, {"num_beams": 5}])')
     p.add_argument("--output_dir", required=True)
