@@ -220,5 +220,8 @@ def test_settings_per_family(tiny_setup: dict[str, str], tmp_path) -> None:
     results = bench.run_benchmark(output_dir=str(tmp_path / "a"), settings={"copy": [{"max_iterations": 2}]},
                                   **common)
     assert [(r["model"], r["label"]) for r in results["rows"]] == [("tiny-marian", "greedy"), ("copy-nat", "T=2")]
-    with pytest.raises(ValueError, match="no list for copy-nat's family 'copy'"):
+    by_name = bench.run_benchmark(output_dir=str(tmp_path / "c"), settings={"copy": [{"max_iterations": 2}],
+                                  "copy-nat": [{"max_iterations": 3}]}, **common)
+    assert [r["label"] for r in by_name["rows"]] == ["greedy", "T=3"]
+    with pytest.raises(ValueError, match="no list for copy-nat or its family 'copy'"):
         bench.run_benchmark(output_dir=str(tmp_path / "b"), settings={"cmlm": [{"max_iterations": 2}]}, **common)

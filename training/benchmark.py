@@ -445,7 +445,8 @@ def run_benchmark(
     """Benchmark ``baseline`` (AR) and ``models`` on one split; write and return results.
 
     NAT models run every dict of ``settings`` (or, when ``settings`` maps
-    family names (``config.model_type``) to lists, the list of their family);
+    model names or family names (``config.model_type``) to lists, the list of
+    their name, else of their family);
     AR models (the baseline included) every dict of ``ar_settings``, and the
     baseline always runs greedy, the reference of every speed ratio.
     """
@@ -478,9 +479,11 @@ def run_benchmark(
         kind = "nat" if lm.is_nat else "ar"
         if lm.is_nat and by_family is not None:
             family = lm.model.config.model_type
-            if family not in by_family:
-                raise ValueError(f"--settings has no list for {name}'s family {family!r}; it has {sorted(by_family)}")
-            model_settings = list(by_family[family])
+            key = name if name in by_family else family
+            if key not in by_family:
+                raise ValueError(f"--settings has no list for {name} or its family {family!r}; "
+                                 f"it has {sorted(by_family)}")
+            model_settings = list(by_family[key])
         else:
             model_settings = nat_settings if lm.is_nat else (baseline_ar if i == 0 else ar_list)
         special = _special_ids(lm.tokenizer)
@@ -650,8 +653,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tgt", required=True)
     p.add_argument("--split", default="test_2016_flickr")
     p.add_argument("--settings", type=_settings_arg, default=None,
-                   help="JSON list of generate kwargs for NAT models, or an object mapping family names "
-                        "(model_type) to such lists (default: max_iterations 1,4,10 × length_beam 1,5)")
+                   help="JSON list of generate kwargs for NAT models, or an object mapping model names "
+                        "(as in the results) or family names (model_type) to such lists (default: max_iterations 1,4,10 × length_beam 1,5)")
     p.add_argument("--ar_settings", type=_settings_arg, default=None,
                    help='JSON list for AR models (default: [{"num_beams": 1}, {"num_beams": 5}])')
     p.add_argument("--output_dir", required=True)

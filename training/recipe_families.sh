@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The other NAT families on the distilled Multi30k en→de corpus of recipe_multi30k.sh (run that
+# first, with the same RUNS_DIR): CTC with and without glancing, the Imputer (started from the
+# CTC+GLAT weights), vanilla NAT with fertility (eflomal labels) and with uniform copy, and the
+# iterative refinement NAT; then one benchmark per group against the same AR teacher.
+#
+#   training/recipe_families.sh cpu [RUNS_DIR]   # same size as the CMLM recipe, 44 minutes per model
+#   training/recipe_families.sh gpu [RUNS_DIR]
+#
+# Like recipe_multi30k.sh, every finished step is skipped and trainings resume, so running the
+# command again continues a killed run. On CPU two models train at a time, one core each.
+set -euo pipefail
+
+SCALE=${1:-cpu}
+RUNS=${2:-runs/recipe_${SCALE}}
+CPU_MINUTES=${CPU_MINUTES:-44}
+RESULTS_ALIGNMENT=${RESULTS_ALIGNMENT:-results/multi30k_en_de_${SCALE}_alignment}
+RESULTS_COPY=${RESULTS_COPY:-results/multi30k_en_de_${SCALE}_vanilla_iterative}
+. "$(dirname "$0")/recipe_lib.sh"
+DISTILLED="$RUNS/distill_en_de"
+for need in "$RUNS/tok_en_de_8k/tokenizer.json" "$DISTILLED/distill_summary.json" "$RUNS/ar_en_de/best/config.json"; do
+  [ -f "$need" ] || { echo "[recipe] missing $need: run training/recipe_multi30k.sh $SCALE $RUNS first" >&2; exit 1; }
+done
+
+# Fertility labels for fertility_nat (eflomal on the distilled corpus; ~20 s on CPU).
+if [ ! -f "$DISTILLED"_fertility/fertility_info.json ]; then
+  $PY training/align_fertility.py --data "$DISTILLED" --tokenizer "$RUNS/tok_en_de_8k" \
+    --output "$DISTILLED"_fertility > "$RUNS/logs/align_fertility.log" 2>&1
+fi
+
+# Two at a time (one core each on CPU).
+train ctc_glat_distill_en_de ctc_nat "$DISTILLED" '{}' --config_overrides '{"upsample_ratio": 2, "glancing": true}' &
+train ctc_distill_en_de ctc_nat "$DISTILLED" '{}' --config_overrides '{"upsample_ratio": 2}' &
+wait
+[ -f "$RUNS/ctc_glat_distill_en_de/summary.json" ] || { echo "[recipe] CTC+GLAT not finished; run again"; exit 1; }
+train imputer_distill_en_de imputer "$DISTILLED" '{"max_iterations": 4}' --config_overrides '{"upsample_ratio": 2}' \
+  --init_from "$RUNS/ctc_glat_distill_en_de/best" &
+train fertility_distill_en_de fertility_nat "$DISTILLED" '{}' --fertility "$DISTILLED"_fertility &
+wait
+train uniform_copy_distill_en_de fertility_nat "$DISTILLED" '{}' --config_overrides '{"decoder_input": "uniform_copy"}' &
+train iterative_distill_en_de iterative_nat "$DISTILLED" '{"max_iterations": 4}' &
+wait
+for name in ctc_glat_distill_en_de ctc_distill_en_de imputer_distill_en_de fertility_distill_en_de \
+            uniform_copy_distill_en_de iterative_distill_en_de; do
+  [ -f "$RUNS/$name/summary.json" ] || { echo "[recipe] $name not finished; run again"; exit 1; }
+done
+
+bench() {  # bench RESULTS SETTINGS MODEL...
+  local out=$1 settings=$2
+  shift 2
+  [ -f "$out/results.json" ] && return 0
+  $PY training/benchmark.py --models "$@" --baseline "$RUNS/ar_en_de/best" --data_dir "$DATA" --src en --tgt de \
+    --split test_2016_flickr --output_dir "$out" --threads 1 --device "$DEVICE" --dtype "$BENCH_DTYPE" \
+    --ar_settings '[{"num_beams": 1}, {"num_beams": 5}]' --settings "$settings"
+}
+
+# CTC ± GLAT (one pass; 5 candidates ranked by the teacher) and the Imputer at 1, 2, 4, 8 steps.
+bench "$RESULTS_ALIGNMENT" '{"ctc_nat": [{"num_candidates": 1}, {"num_candidates": 5, "rescore": true}],
+  "imputer": [{"max_iterations": 1}, {"max_iterations": 2}, {"max_iterations": 4}, {"max_iterations": 8}]}' \
+  "$RUNS/ctc_glat_distill_en_de/best" "$RUNS/ctc_distill_en_de/best" "$RUNS/imputer_distill_en_de/best"
+
+# Fertility NAT: argmax fertilities, noisy parallel decoding with 10 and 100 samples ranked by the
+# teacher; uniform copy (a settings key may name a model); iterative NAT at 1, 2, 4, 10 passes.
+bench "$RESULTS_COPY" '{"fertility_nat": [{"npd_samples": 1}, {"npd_samples": 10, "rescore": true},
+  {"npd_samples": 100, "rescore": true}], "uniform_copy_distill_en_de/best": [{"length_beam": 1}],
+  "iterative_nat": [{"max_iterations": 1}, {"max_iterations": 2}, {"max_iterations": 4}, {"max_iterations": 10}]}' \
+  "$RUNS/fertility_distill_en_de/best" "$RUNS/uniform_copy_distill_en_de/best" "$RUNS/iterative_distill_en_de/best"
+echo "recipe done: results in $RESULTS_ALIGNMENT and $RESULTS_COPY"

@@ -1,0 +1,56 @@
+# Shared by the Multi30k recipes (source it): scale settings and a resumable `train` step.
+#
+# Expects SCALE (cpu|gpu) and RUNS to be set; defines SIZE, OPT, BUDGET, EVAL, DEVICE, BENCH_DTYPE,
+# DISTILL_LAUNCH, DISTILL_OPT, PY, DATA and the function `train`.
+
+DATA=${DATA:-../shared/data/multi30k}
+PY=${PYTHON:-python}
+export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} TOKENIZERS_PARALLELISM=false
+
+case "$SCALE" in
+  cpu)
+    SIZE="--d_model 256 --layers 3 --heads 4 --ffn_dim 1024 --dropout 0.1"
+    OPT="--max_tokens 4096 --lr 7e-4 --warmup 400 --mixed_precision bf16 --threads 1"
+    BUDGET="--max_minutes ${CPU_MINUTES:-57}"
+    EVAL="--eval_every 400 --eval_sentences 400 --save_every 200"
+    DEVICE=cpu; BENCH_DTYPE=float32
+    export OMP_NUM_THREADS=1
+    DISTILL_LAUNCH=(env ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes 2 --num_machines 1
+                    --mixed_precision no --dynamo_backend no)
+    DISTILL_OPT="--threads 1 --max_tokens 4096"
+    ;;
+  gpu)
+    SIZE="--d_model 512 --layers 6 --heads 8 --ffn_dim 2048 --dropout 0.1"
+    OPT="--max_tokens 16384 --lr 7e-4 --warmup 1000 --mixed_precision bf16"
+    BUDGET="--max_updates ${GPU_UPDATES:-6000} --max_minutes_this_run ${GPU_STEP_MINUTES:-8}"
+    EVAL="--eval_every 1000 --eval_sentences 1014 --save_every 250"
+    DEVICE=cuda; BENCH_DTYPE=float32
+    DISTILL_LAUNCH=(accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no)
+    DISTILL_OPT="--max_tokens 65536 --max_sentences 512 --chunk_size 4096"
+    ;;
+  *) echo "usage: $0 cpu|gpu [RUNS_DIR]" >&2; exit 2 ;;
+esac
+mkdir -p "$RUNS/logs"
+
+# train NAME MODEL_TYPE DATA EVAL_KWARGS [MORE TRAIN.PY ARGS...]: skip when finished, resume when a
+# checkpoint exists.
+train() {
+  local name=$1 type=$2 data=$3 kwargs=$4 out="$RUNS/$1"
+  shift 4
+  if [ -f "$out/summary.json" ] && $PY - "$out" "$SCALE" <<'EOF'
+import json, sys
+summary = json.load(open(f"{sys.argv[1]}/summary.json"))
+args = summary["args"]
+done = summary["updates"] >= args["max_updates"] or (
+    args["max_minutes"] is not None and summary["train_minutes"] >= args["max_minutes"])
+sys.exit(0 if done else 1)
+EOF
+  then echo "[recipe] $name: trained"; return 0; fi
+  local resume=""
+  [ -d "$out/checkpoints" ] && [ -n "$(ls "$out/checkpoints" 2>/dev/null | grep -v tmp)" ] && resume="--resume"
+  echo "[recipe] $name: training $resume (log: $RUNS/logs/$name.log)"
+  $PY training/train.py --model_type "$type" --data "$data" --src en --tgt de --tokenizer "$RUNS/tok_en_de_8k" \
+    --output_dir "$out" $SIZE $OPT $BUDGET $EVAL --no_progress --eval_generate_kwargs "$kwargs" $resume "$@" \
+    > "$RUNS/logs/$name.log" 2>&1
+}
+
