@@ -7,8 +7,10 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from .models import (CMLMConfig, CMLMForConditionalGeneration, CMLMModel, CTCNATConfig,
                      CTCNATForConditionalGeneration, CTCNATModel, FertilityNATConfig,
                      FertilityNATForConditionalGeneration, FertilityNATModel, ImputerConfig,
-                     ImputerForConditionalGeneration, ImputerModel, IterativeNATConfig,
-                     IterativeNATForConditionalGeneration, IterativeNATModel, NATTranslationPipeline)
+                     ImputerForConditionalGeneration, ImputerModel, InsertionTransformerConfig,
+                     InsertionTransformerForConditionalGeneration, InsertionTransformerModel, IterativeNATConfig,
+                     IterativeNATForConditionalGeneration, IterativeNATModel, LevenshteinConfig, LevenshteinModel,
+                     LevenshteinTransformerForConditionalGeneration, NATTranslationPipeline)
 
 # (config, base model, model with generation head) for each family.
 FAMILIES = [
@@ -17,6 +19,8 @@ FAMILIES = [
     (ImputerConfig, ImputerModel, ImputerForConditionalGeneration),
     (FertilityNATConfig, FertilityNATModel, FertilityNATForConditionalGeneration),
     (IterativeNATConfig, IterativeNATModel, IterativeNATForConditionalGeneration),
+    (LevenshteinConfig, LevenshteinModel, LevenshteinTransformerForConditionalGeneration),
+    (InsertionTransformerConfig, InsertionTransformerModel, InsertionTransformerForConditionalGeneration),
 ]
 
 

@@ -6,8 +6,13 @@ import torch
 from transformers import AutoModelForSeq2SeqLM
 
 from hf_nat import IterativeNATConfig, IterativeNATForConditionalGeneration
-from hf_nat.models.modeling_iterative_nat import corrupt_targets
+from hf_nat.models.nat_editing import corrupt_targets
 from tests.toy import exact_match, toy_batch, toy_sentences, toy_shape, toy_tokenizer, train_toy_model
+
+
+def corrupt(targets, keep, config, generator):
+    return corrupt_targets(targets, keep, config.corruption_token_prob, config.special_token_ids(),
+                           config.vocab_size, config.pad_token_id, generator)
 
 
 def test_corruption_changes_only_content_tokens():
@@ -16,12 +21,12 @@ def test_corruption_changes_only_content_tokens():
     generator = torch.Generator().manual_seed(0)
     targets = torch.tensor([[7, 8, 9, 10, 11, 12], [13, 14, 15, 0, 0, 0]])
     keep = targets.ne(config.pad_token_id)
-    corrupted = corrupt_targets(targets, keep, config, generator)
+    corrupted = corrupt(targets, keep, config, generator)
     assert corrupted[~keep].eq(config.pad_token_id).all()
     assert not torch.isin(corrupted[keep], torch.tensor(config.special_token_ids())).any()
     assert corrupted.ne(targets).any()
     config.corruption_token_prob = 0.0
-    assert torch.equal(corrupt_targets(targets, keep, config, generator), targets)
+    assert torch.equal(corrupt(targets, keep, config, generator), targets)
 
 
 def test_corruption_uses_replace_repeat_and_swap():
@@ -31,7 +36,7 @@ def test_corruption_uses_replace_repeat_and_swap():
     keep = torch.ones_like(targets, dtype=torch.bool)
     seen = {"swap": 0, "repeat": 0, "replace": 0}
     for _ in range(20):
-        out = corrupt_targets(targets, keep, config, generator)
+        out = corrupt(targets, keep, config, generator)
         for row in range(2):
             t, o = targets[row].tolist(), out[row].tolist()
             for i in range(10):

@@ -13,6 +13,7 @@ from torch import nn
 from .configuration_iterative_nat import IterativeNATConfig
 from .modeling_nat import NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput, compact_targets, length_loss
 from .nat_copy import copied_by_length
+from .nat_editing import corrupt_targets
 from .nat_generation import (DecoderState, NATGenerationMixin, best_content_tokens, length_aware_scores,
                              length_beam_state)
 from .nat_layers import EncoderState, uniform_noise
@@ -73,7 +74,9 @@ class IterativeNATForConditionalGeneration(IterativeNATPreTrainedModel, NATGener
         for index in range(self.config.train_passes):
             if index > 0:
                 use_gold = uniform_noise(targets.shape[0], generator, targets.device) < self.config.corruption_prob
-                corrupted = corrupt_targets(targets, keep, self.config, generator)
+                corrupted = corrupt_targets(targets, keep, self.config.corruption_token_prob,
+                                            self.config.special_token_ids(), self.config.vocab_size,
+                                            self.config.pad_token_id, generator)
                 previous = torch.where(use_gold[:, None], corrupted, previous)
             logits = self.lm_head(self._pass(encoder, keep, previous, first=index == 0)[keep])
             pass_losses.append(F.cross_entropy(logits.float(), targets[keep],
@@ -111,30 +114,3 @@ class IterativeNATForConditionalGeneration(IterativeNATPreTrainedModel, NATGener
 
     def _nat_candidate_scores(self, state: DecoderState) -> torch.Tensor:
         return length_aware_scores(state, self.config.pad_token_id)
-
-
-def corrupt_targets(targets: torch.Tensor, keep: torch.Tensor, config: IterativeNATConfig,
-                    generator: torch.Generator | None) -> torch.Tensor:
-    """Denoising noise of Lee et al. (2018) on content tokens: each token, with probability
-    ``config.corruption_token_prob``, is replaced by a random non-special token, repeats its left
-    neighbour, or swaps with its right neighbour. Padding is never touched."""
-    shape, device = targets.shape, targets.device
-    chosen = (uniform_noise(shape, generator, device) < config.corruption_token_prob) & keep
-    operation = (uniform_noise(shape, generator, device) * 3).long()
-    positions = torch.arange(shape[1], device=device)
-    # Swaps pair (t, t+1) only at positions of one parity per row, so no two swaps overlap.
-    parity = (uniform_noise(shape[0], generator, device) < 0.5).long()
-    next_real = F.pad(keep[:, 1:], (0, 1), value=False)
-    swap_first = chosen & operation.eq(2) & next_real & (positions[None, :] % 2).eq(parity[:, None])
-    swap_second = F.pad(swap_first[:, :-1], (1, 0), value=False)
-    out = targets.clone()
-    out = torch.where(swap_first, F.pad(targets[:, 1:], (0, 1), value=config.pad_token_id), out)
-    out = torch.where(swap_second, F.pad(targets[:, :-1], (1, 0), value=config.pad_token_id), out)
-    others = chosen & ~swap_first & ~swap_second
-    repeat = others & operation.eq(1) & positions[None, :].gt(0)
-    out = torch.where(repeat, F.pad(targets[:, :-1], (1, 0), value=config.pad_token_id), out)
-    random_tokens = (uniform_noise(shape, generator, device) * config.vocab_size).long().clamp(max=config.vocab_size - 1)
-    special = torch.zeros(config.vocab_size, dtype=torch.bool, device=device)
-    special[config.special_token_ids()] = True
-    replace = others & operation.eq(0) & ~special[random_tokens]
-    return torch.where(replace, random_tokens, out)

@@ -89,6 +89,8 @@ class NATGenerationMixin(GenerationMixin):
     """``generate()`` for non-autoregressive families (see the module docstring)."""
 
     nat_generation_defaults: dict = {}
+    # Per-call inputs that are options but never generation-config defaults (e.g. a draft to refine).
+    nat_call_options: dict = {}
 
     def _nat_default_generation_config(self) -> GenerationConfig:
         """A generation config carrying the family's decoding defaults."""
@@ -102,7 +104,7 @@ class NATGenerationMixin(GenerationMixin):
     def _nat_options(self, generation_config: GenerationConfig | None, kwargs: dict) -> dict:
         """Resolve decoding options: call kwargs, then the generation config, then the defaults."""
         base = copy.deepcopy(generation_config or self.generation_config)
-        defaults = {**_COMMON_OPTIONS, **self.nat_generation_defaults}
+        defaults = {**_COMMON_OPTIONS, **self.nat_generation_defaults, **self.nat_call_options}
         unknown = sorted(set(kwargs) - set(defaults))
         if unknown:
             raise ValueError(f"{type(self).__name__}.generate() got unsupported option(s) {unknown}; "

@@ -1,0 +1,142 @@
+"""Insertion Transformer (Stern et al., 2019): what makes this family different.
+
+Every slot between two adjacent tokens (bos and eos included) gets a representation from the two
+tokens' decoder states and a distribution over the vocabulary plus "no insertion". Training
+subsamples the target and scores, for every slot, the target tokens missing there (balanced
+binary-tree or uniform weights); decoding inserts into every slot whose best token beats "no
+insertion", in parallel, until nothing is inserted.
+"""
+
+import torch
+from torch import nn
+
+from .configuration_insertion import InsertionTransformerConfig
+from .modeling_nat import NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput, compact_targets
+from .nat_editing import (BoundedEditsMixin, bounded_scores, cap_insertions, insert_into_slots, length_caps,
+                          random_subsequence, slot_states)
+from .nat_generation import DecoderState, NATGenerationMixin, mean_token_scores
+from .nat_layers import EncoderState, left_align
+
+
+class InsertionTransformerPreTrainedModel(NATPreTrainedModel):
+    """Base of the Insertion Transformer classes."""
+
+    config_class = InsertionTransformerConfig
+
+
+class InsertionTransformerModel(NATModel):
+    """The backbone; the length follows from the insertions, so no length predictor."""
+
+    config_class = InsertionTransformerConfig
+    predicts_length = False
+
+
+class InsertionTransformerForConditionalGeneration(InsertionTransformerPreTrainedModel, BoundedEditsMixin,
+                                                   NATGenerationMixin):
+    """Insertion Transformer with slot-loss training and parallel-insertion ``generate()``.
+
+    Decoding options: ``max_iterations`` (insertion rounds; a balanced model needs about
+    log2(n) + 1), ``adaptive`` (stop a sentence once nothing is inserted), ``insertion_penalty``
+    (a slot inserts only if its best token's log-probability minus the penalty beats "no
+    insertion"), ``max_length_ratio`` (at most ⌊ratio · source length⌋ + 5 tokens).
+    """
+
+    _tied_weights_keys = {"lm_head.weight": "model.shared.weight"}
+    nat_generation_defaults = {"max_iterations": 10, "adaptive": True, "insertion_penalty": 0.0,
+                               "max_length_ratio": 2.0}
+
+    def __init__(self, config: InsertionTransformerConfig):
+        super().__init__(config)
+        self.model = InsertionTransformerModel(config)
+        self.slot_proj = nn.Linear(2 * config.d_model, config.d_model)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.no_insertion_head = nn.Linear(config.d_model, 1)
+        self.post_init()
+        self.generation_config = self._nat_default_generation_config()
+
+    def _slot_log_probs(self, encoder: EncoderState, bounded: torch.Tensor) -> torch.Tensor:
+        """(B, L - 1, V + 1) per slot: log-probabilities of each token, and of "no insertion" last."""
+        slots = self.slot_proj(slot_states(self._states(encoder, bounded)))
+        return torch.cat([self.lm_head(slots), self.no_insertion_head(slots)], -1).float().log_softmax(-1)
+
+    # --- training -------------------------------------------------------------------------
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                **kwargs) -> NATSeq2SeqLMOutput:
+        """With ``labels``: the slot loss of a random subsequence of each target (``losses``:
+        insertion, and the share of slots that are complete). Without: the encoder output."""
+        attention_mask = self._check_source(input_ids, attention_mask)
+        encoder = self.model.encode(input_ids, attention_mask)
+        if labels is None:
+            return NATSeq2SeqLMOutput(encoder_last_hidden_state=encoder.hidden)
+        c = self.config
+        targets, _ = compact_targets(labels, c)
+        if targets.shape[1] + 2 > c.max_position_embeddings:
+            raise ValueError(f"target of {targets.shape[1]} tokens (+ bos/eos) exceeds max_position_embeddings="
+                             f"{c.max_position_embeddings}; filter the corpus by length")
+        real_target = targets.ne(c.pad_token_id)
+        partial, kept = random_subsequence(targets, real_target, generator, c.pad_token_id)
+        bounded = self._bounded(partial)
+        log_probs = self._slot_log_probs(encoder, bounded)  # (B, S, V + 1), slot s follows kept token s
+        slots = bounded.ne(c.pad_token_id)
+        slots = slots[:, :-1] & slots[:, 1:]
+
+        missing = real_target & ~kept
+        positions = torch.arange(targets.shape[1], device=targets.device)
+        slot_of = kept.long().cumsum(1) - kept.long()  # kept tokens before each target position
+        last_kept = torch.where(kept, positions, -1).cummax(1).values
+        rank = positions[None, :] - last_kept - 1  # position inside its missing span
+        span = torch.zeros(slots.shape, device=targets.device).scatter_add(1, slot_of, missing.float())
+        span_of = span.gather(1, slot_of)
+        if c.insertion_loss == "binary_tree":
+            weight = torch.exp(-(rank - (span_of - 1) / 2).abs() / c.tree_temperature) * missing
+            weight = weight / torch.zeros_like(span).scatter_add(1, slot_of, weight).gather(1, slot_of).clamp(min=1e-9)
+        else:
+            weight = missing / span_of.clamp(min=1)
+        vocab = log_probs.shape[-1]
+        token_log_probs = log_probs.flatten(1).gather(1, slot_of * vocab + targets)
+        token_part = -(weight * token_log_probs).sum()
+        complete = slots & span.eq(0)
+        stop_part = -log_probs[..., -1][complete].sum()
+        loss = (token_part + stop_part) / slots.sum().clamp(min=1)
+        return NATSeq2SeqLMOutput(loss=loss, losses={"insertion": loss.detach(),
+                                                     "complete_slots": complete.sum() / slots.sum().clamp(min=1)},
+                                  encoder_last_hidden_state=encoder.hidden)
+
+    # --- decoding hooks -------------------------------------------------------------------
+    def _nat_check_options(self, options: dict) -> None:
+        super()._nat_check_options(options)
+        if float(options["max_length_ratio"]) <= 0:
+            raise ValueError(f"max_length_ratio must be > 0, got {options['max_length_ratio']}")
+
+    def _nat_initial_state(self, encoder: EncoderState, empty: torch.Tensor, options: dict) -> DecoderState:
+        """The empty hypothesis."""
+        tokens = torch.full((empty.shape[0], 1), self.config.pad_token_id, dtype=torch.long, device=empty.device)
+        return DecoderState(tokens=tokens, scores=torch.zeros(tokens.shape, device=tokens.device),
+                            source_index=torch.arange(empty.shape[0], device=empty.device))
+
+    def _nat_refine_step(self, encoder: EncoderState, state: DecoderState, step: int, options: dict) -> DecoderState:
+        """One round of parallel insertion: every slot whose best token beats "no insertion"."""
+        c = self.config
+        bounded = self._bounded(state.tokens)
+        real = bounded.ne(c.pad_token_id)
+        log_probs = self._slot_log_probs(encoder, bounded)
+        token_log_probs = log_probs[..., :-1].clone()
+        token_log_probs[..., c.special_token_ids()] = float("-inf")
+        best_scores, best_tokens = token_log_probs.max(-1)
+        insert = (best_scores - float(options["insertion_penalty"]) > log_probs[..., -1]) & real[:, :-1] & real[:, 1:]
+        caps = length_caps(encoder.keep, float(options["max_length_ratio"]), c.max_position_embeddings)
+        counts = cap_insertions(insert.long(), self._content(bounded).sum(1), caps)
+        chosen = counts.bool()
+        tokens, _ = insert_into_slots(bounded, real, counts, c.placeholder_token_id, c.pad_token_id)
+        scores, _ = insert_into_slots(bounded_scores(state.scores), real, counts, 0.0, 0.0)
+        new = tokens.eq(c.placeholder_token_id)  # new tokens appear in slot order, like `chosen`
+        tokens = tokens.masked_scatter(new, best_tokens[chosen])
+        scores = scores.masked_scatter(new, best_scores[chosen])
+        content = self._content(tokens)
+        return DecoderState(tokens=left_align(tokens, content, c.pad_token_id),
+                            scores=left_align(scores.masked_fill(~content, 0.0), content, 0),
+                            source_index=state.source_index, extras=state.extras)
+
+    def _nat_candidate_scores(self, state: DecoderState) -> torch.Tensor:
+        return mean_token_scores(state, self.config.pad_token_id)

@@ -1,0 +1,85 @@
+"""Insertion Transformer: both losses learn the toy task, the binary-tree loss decodes in about
+log2(n) rounds, batch invariance, round trip and export."""
+
+import math
+
+import pytest
+import torch
+from transformers import AutoModelForSeq2SeqLM
+
+from hf_nat import InsertionTransformerConfig, InsertionTransformerForConditionalGeneration
+from tests.toy import exact_match, toy_batch, toy_sentences, toy_shape, toy_tokenizer, train_toy_model
+
+
+def train_toy_insertion(loss: str, steps: int = 300):
+    tokenizer = toy_tokenizer()
+    torch.manual_seed(0)
+    model = InsertionTransformerForConditionalGeneration(
+        InsertionTransformerConfig(**toy_shape(tokenizer), insertion_loss=loss))
+    history = train_toy_model(model, lambda step: toy_batch(tokenizer, toy_sentences(64, seed=11000 + step)), steps)
+    return model, history
+
+
+@pytest.fixture(scope="module")
+def toy_tree():
+    model, history = train_toy_insertion("binary_tree")
+    return model, toy_tokenizer(), toy_sentences(40, seed=7), history
+
+
+def test_binary_tree_loss_learns_in_about_log2_rounds(toy_tree):
+    model, tokenizer, sentences, history = toy_tree
+    assert history[-1]["insertion"] < history[0]["insertion"]
+    assert exact_match(model, tokenizer, sentences) >= 0.8
+    out = model.generate(**tokenizer(sentences, return_tensors="pt", padding=True), return_dict_in_generate=True)
+    lengths = out.sequences.ne(model.config.pad_token_id).sum(1) - 1
+    # Balanced order: a sentence of n tokens takes about log2(n) + 1 rounds, plus one that inserts nothing.
+    bound = torch.tensor([math.ceil(math.log2(n + 1)) + 2 for n in lengths.tolist()])
+    assert (out.iterations <= bound).float().mean() >= 0.9
+
+
+def test_uniform_loss_trains_too():
+    model, history = train_toy_insertion("uniform", steps=60)
+    assert history[-1]["insertion"] < history[0]["insertion"]
+    with pytest.raises(ValueError, match="insertion_loss"):
+        InsertionTransformerConfig(insertion_loss="left_to_right")
+
+
+def test_tree_weights_centre_on_the_middle_of_each_span():
+    tokenizer = toy_tokenizer()
+    torch.manual_seed(0)
+    model = InsertionTransformerForConditionalGeneration(InsertionTransformerConfig(**toy_shape(tokenizer),
+                                                                                    tree_temperature=0.1))
+    sentences = toy_sentences(8, seed=3)
+    batch = toy_batch(tokenizer, sentences)
+    # With a tiny temperature the loss is that of the middle token(s) only: it stays finite and
+    # differs from the uniform loss on the same subsample.
+    tree = model(**batch, generator=torch.Generator().manual_seed(5)).loss
+    model.config.insertion_loss = "uniform"
+    uniform = model(**batch, generator=torch.Generator().manual_seed(5)).loss
+    assert torch.isfinite(tree) and not torch.isclose(tree, uniform)
+
+
+def test_insertion_batch_invariance_round_trip_and_export(toy_tree, tmp_path):
+    from transformers import pipeline
+
+    from tests.test_export import run_without_hf_nat
+    from training import export
+
+    model, tokenizer, sentences, _ = toy_tree
+    batched = tokenizer.batch_decode(model.generate(**tokenizer(sentences, return_tensors="pt", padding=True)),
+                                     skip_special_tokens=True)
+    single = [tokenizer.decode(model.generate(**tokenizer([s], return_tensors="pt"))[0], skip_special_tokens=True)
+              for s in sentences[:8]]
+    assert batched[:8] == single
+    model.save_pretrained(tmp_path / "run")
+    tokenizer.save_pretrained(tmp_path / "run")
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "run")
+    assert isinstance(loaded, InsertionTransformerForConditionalGeneration)
+    batch = tokenizer(sentences[:6], return_tensors="pt", padding=True)
+    assert torch.equal(loaded.generate(**batch), model.generate(**batch))
+    assert pipeline("translation", model=model, tokenizer=tokenizer)(" ")[0]["translation_text"] == ""
+    folder = export.export_model(tmp_path / "run", tmp_path / "toy_insertion")
+    result = run_without_hf_nat(folder, sentences[:6], {"max_iterations": 3}, tmp_path)
+    assert result["base_class"] == "InsertionTransformerModel"
+    expected = tokenizer.batch_decode(model.generate(**batch, max_iterations=3), skip_special_tokens=True)
+    assert result["options"] == expected == result["pipeline"]

@@ -1,0 +1,78 @@
+"""Levenshtein Transformer: the toy task learned, the same result at batch size 1 and 64,
+refinement of a given draft, round trip and export."""
+
+import pytest
+import torch
+from transformers import AutoModelForSeq2SeqLM
+
+from hf_nat import LevenshteinConfig, LevenshteinTransformerForConditionalGeneration
+from tests.toy import exact_match, toy_batch, toy_sentences, toy_shape, toy_tokenizer, train_toy_model
+
+
+@pytest.fixture(scope="module")
+def toy_levt():
+    tokenizer = toy_tokenizer()
+    torch.manual_seed(0)
+    model = LevenshteinTransformerForConditionalGeneration(LevenshteinConfig(**toy_shape(tokenizer), max_insertions=8))
+    history = train_toy_model(model, lambda step: toy_batch(tokenizer, toy_sentences(64, seed=10000 + step)), 400)
+    return model, tokenizer, toy_sentences(40, seed=7), history
+
+
+def test_levt_learns_every_head(toy_levt):
+    model, tokenizer, sentences, history = toy_levt
+    for head in ("insertion", "tokens", "deletion"):
+        assert history[-1][head] < history[0][head], head
+    assert exact_match(model, tokenizer, sentences) >= 0.8
+    out = model.generate(**tokenizer(sentences, return_tensors="pt", padding=True), return_dict_in_generate=True)
+    assert 1 <= out.iterations.float().mean() < 10  # stops once a round changes nothing
+    special = set(model.config.special_token_ids()) - {model.config.eos_token_id, model.config.pad_token_id}
+    assert not special & set(out.sequences.flatten().tolist())
+
+
+def test_levt_batch_of_one_matches_the_batch(toy_levt):
+    model, tokenizer, sentences, _ = toy_levt
+    batched = tokenizer.batch_decode(model.generate(**tokenizer(sentences, return_tensors="pt", padding=True)),
+                                     skip_special_tokens=True)
+    single = [tokenizer.decode(model.generate(**tokenizer([s], return_tensors="pt"))[0], skip_special_tokens=True)
+              for s in sentences[:10]]
+    assert batched[:10] == single
+
+
+def test_levt_refines_a_given_draft(toy_levt):
+    model, tokenizer, sentences, _ = toy_levt
+    batch = tokenizer(sentences, return_tensors="pt", padding=True)
+    # A correct draft is a fixed point: one round that changes nothing, the draft returned.
+    correct = tokenizer(sentences, return_tensors="pt", padding=True)["input_ids"]
+    out = model.generate(**batch, decoder_input_ids=correct, return_dict_in_generate=True)
+    assert tokenizer.batch_decode(out.sequences, skip_special_tokens=True) == sentences
+    assert out.iterations.eq(1).all()
+    # A draft is where refinement starts: one round from it differs from one round from nothing.
+    drafts = tokenizer([" ".join(s.split()[1:]) for s in sentences], return_tensors="pt", padding=True)["input_ids"]
+    assert not torch.equal(model.generate(**batch, decoder_input_ids=drafts, max_iterations=1),
+                           model.generate(**batch, max_iterations=1))
+    with pytest.raises(ValueError, match="decoder_input_ids"):
+        model.generate(**batch, decoder_input_ids=drafts[:3])
+
+
+def test_levt_round_trip_pipeline_and_export(toy_levt, tmp_path):
+    from transformers import pipeline
+
+    from tests.test_export import run_without_hf_nat
+    from training import export
+
+    model, tokenizer, sentences, _ = toy_levt
+    model.save_pretrained(tmp_path / "run")
+    tokenizer.save_pretrained(tmp_path / "run")
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "run")
+    assert isinstance(loaded, LevenshteinTransformerForConditionalGeneration)
+    batch = tokenizer(sentences[:6], return_tensors="pt", padding=True)
+    assert torch.equal(loaded.generate(**batch), model.generate(**batch))
+    translator = pipeline("translation", model=model, tokenizer=tokenizer)
+    assert translator("")[0]["translation_text"] == ""
+
+    folder = export.export_model(tmp_path / "run", tmp_path / "toy_levt")
+    assert {"modeling_levenshtein.py", "levenshtein_oracle.py", "nat_editing.py"} <= {p.name for p in folder.iterdir()}
+    result = run_without_hf_nat(folder, sentences[:6], {"max_iterations": 2}, tmp_path)
+    assert result["base_class"] == "LevenshteinModel"
+    expected = tokenizer.batch_decode(model.generate(**batch, max_iterations=2), skip_special_tokens=True)
+    assert result["options"] == expected == result["pipeline"]
