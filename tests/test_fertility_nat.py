@@ -5,12 +5,14 @@ import random
 
 import pytest
 import torch
-from transformers import AutoModelForSeq2SeqLM
+from transformers import pipeline
 
 from hf_nat import FertilityNATConfig, FertilityNATForConditionalGeneration
 from hf_nat.data import Seq2SeqCollator
 from hf_nat.data.fertility import corpus_fertilities, subword_fertilities
-from tests.toy import WORDS, exact_match, toy_ar_model, toy_sentences, toy_shape, toy_tokenizer, train_toy_model
+from tests.family_checks import assert_batch_size_invariant, assert_round_trip_pipeline_and_export
+from tests.toy import (WORDS, exact_match, toy_ar_model, toy_batch, toy_sentences, toy_shape, toy_tokenizer,
+                       train_toy_model)
 
 
 def rule_fertility(word: str) -> int:
@@ -110,9 +112,7 @@ def test_noisy_parallel_decoding(toy_fertility):
     assert (npd.sequences_scores >= argmax.sequences_scores - 1e-5).all()
     again = model.generate(**batch, npd_samples=10)
     assert torch.equal(again, npd.sequences)  # deterministic for a given npd_seed
-    single = [model.generate(**tokenizer([s], return_tensors="pt"), npd_samples=10)[0] for s in sentences[:6]]
-    texts = tokenizer.batch_decode(npd.sequences, skip_special_tokens=True)
-    assert texts[:6] == [tokenizer.decode(s, skip_special_tokens=True) for s in single]
+    assert_batch_size_invariant(model, tokenizer, sentences, singles=6, npd_samples=10)
     rescored = model.generate(**batch, npd_samples=10, rescorer=toy_ar_model(tokenizer, seed=3))
     assert rescored.shape[0] == len(sentences)
     with pytest.raises(ValueError, match="npd_samples"):
@@ -120,8 +120,6 @@ def test_noisy_parallel_decoding(toy_fertility):
 
 
 def test_copy_variants_learn_the_copy_task_and_refuse_npd():
-    from tests.toy import toy_batch
-
     tokenizer = toy_tokenizer()
     sentences = toy_sentences(40, seed=7)
     for mode in ("uniform_copy", "soft_copy"):
@@ -169,25 +167,9 @@ def test_glancing_option_trains(toy_fertility):
 
 
 def test_fertility_round_trip_pipeline_and_export(toy_fertility, tmp_path):
-    from transformers import pipeline
-
-    from tests.test_export import run_without_hf_nat
-    from training import export
-
     model, tokenizer, sentences, _ = toy_fertility
-    model.save_pretrained(tmp_path / "run")
-    tokenizer.save_pretrained(tmp_path / "run")
-    loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "run")
-    assert isinstance(loaded, FertilityNATForConditionalGeneration)
-    batch = tokenizer(sentences[:6], return_tensors="pt", padding=True)
-    assert torch.equal(loaded.generate(**batch, npd_samples=5), model.generate(**batch, npd_samples=5))
     translator = pipeline("translation", model=model, tokenizer=tokenizer)
-    assert translator(" ")[0]["translation_text"] == ""
-    unknown = " ".join(WORDS[:3]) + " zzz"
+    unknown = " ".join(WORDS[:3]) + " zzz"  # an out-of-vocabulary word becomes <unk>, not an error
     assert isinstance(translator(unknown)[0]["translation_text"], str)
-
-    folder = export.export_model(tmp_path / "run", tmp_path / "toy_fertility")
-    result = run_without_hf_nat(folder, sentences[:6], {"npd_samples": 4}, tmp_path)
-    assert result["base_class"] == "FertilityNATModel"
-    expected = tokenizer.batch_decode(model.generate(**batch, npd_samples=4), skip_special_tokens=True)
-    assert result["options"] == expected == result["pipeline"]
+    assert_round_trip_pipeline_and_export(model, tokenizer, sentences[:6], tmp_path, "FertilityNATModel",
+                                          {"npd_samples": 4}, {"modeling_fertility_nat.py", "nat_copy.py"})

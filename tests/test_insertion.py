@@ -8,9 +8,9 @@ import math
 
 import pytest
 import torch
-from transformers import AutoModelForSeq2SeqLM
 
 from hf_nat import InsertionTransformerConfig, InsertionTransformerForConditionalGeneration
+from tests.family_checks import assert_batch_size_invariant, assert_round_trip_pipeline_and_export
 from tests.toy import exact_match, toy_batch, toy_sentences, toy_shape, toy_tokenizer, train_toy_model
 
 
@@ -66,26 +66,7 @@ def test_tree_weights_centre_on_the_middle_of_each_span():
 
 
 def test_insertion_batch_invariance_round_trip_and_export(toy_tree, tmp_path):
-    from transformers import pipeline
-
-    from tests.test_export import run_without_hf_nat
-    from training import export
-
     model, tokenizer, sentences, _ = toy_tree
-    batched = tokenizer.batch_decode(model.generate(**tokenizer(sentences, return_tensors="pt", padding=True)),
-                                     skip_special_tokens=True)
-    single = [tokenizer.decode(model.generate(**tokenizer([s], return_tensors="pt"))[0], skip_special_tokens=True)
-              for s in sentences[:8]]
-    assert batched[:8] == single
-    model.save_pretrained(tmp_path / "run")
-    tokenizer.save_pretrained(tmp_path / "run")
-    loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "run")
-    assert isinstance(loaded, InsertionTransformerForConditionalGeneration)
-    batch = tokenizer(sentences[:6], return_tensors="pt", padding=True)
-    assert torch.equal(loaded.generate(**batch), model.generate(**batch))
-    assert pipeline("translation", model=model, tokenizer=tokenizer)(" ")[0]["translation_text"] == ""
-    folder = export.export_model(tmp_path / "run", tmp_path / "toy_insertion")
-    result = run_without_hf_nat(folder, sentences[:6], {"max_iterations": 3}, tmp_path)
-    assert result["base_class"] == "InsertionTransformerModel"
-    expected = tokenizer.batch_decode(model.generate(**batch, max_iterations=3), skip_special_tokens=True)
-    assert result["options"] == expected == result["pipeline"]
+    assert_batch_size_invariant(model, tokenizer, sentences)
+    assert_round_trip_pipeline_and_export(model, tokenizer, sentences[:6], tmp_path, "InsertionTransformerModel",
+                                          {"max_iterations": 3}, {"modeling_insertion.py", "nat_editing.py"})

@@ -3,10 +3,10 @@ nothing changes, batch invariance, round trip and export."""
 
 import pytest
 import torch
-from transformers import AutoModelForSeq2SeqLM
 
 from hf_nat import IterativeNATConfig, IterativeNATForConditionalGeneration
 from hf_nat.models.nat_editing import corrupt_targets
+from tests.family_checks import assert_batch_size_invariant, assert_round_trip_pipeline_and_export
 from tests.toy import exact_match, toy_batch, toy_sentences, toy_shape, toy_tokenizer, train_toy_model
 
 
@@ -82,32 +82,10 @@ def test_refinement_stops_once_nothing_changes(toy_iterative):
 
 def test_iterative_decoding_is_batch_size_invariant(toy_iterative):
     model, tokenizer, sentences, _ = toy_iterative
-    batched = tokenizer.batch_decode(model.generate(**tokenizer(sentences, return_tensors="pt", padding=True),
-                                                    length_beam=3), skip_special_tokens=True)
-    single = [tokenizer.decode(model.generate(**tokenizer([s], return_tensors="pt"), length_beam=3)[0],
-                               skip_special_tokens=True) for s in sentences[:8]]
-    assert batched[:8] == single
+    assert_batch_size_invariant(model, tokenizer, sentences, length_beam=3)
 
 
 def test_iterative_round_trip_pipeline_and_export(toy_iterative, tmp_path):
-    from transformers import pipeline
-
-    from tests.test_export import run_without_hf_nat
-    from training import export
-
     model, tokenizer, sentences, _ = toy_iterative
-    model.save_pretrained(tmp_path / "run")
-    tokenizer.save_pretrained(tmp_path / "run")
-    loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "run")
-    assert isinstance(loaded, IterativeNATForConditionalGeneration)
-    batch = tokenizer(sentences[:6], return_tensors="pt", padding=True)
-    assert torch.equal(loaded.generate(**batch), model.generate(**batch))
-    translator = pipeline("translation", model=model, tokenizer=tokenizer)
-    assert translator("  ")[0]["translation_text"] == ""
-
-    folder = export.export_model(tmp_path / "run", tmp_path / "toy_iterative")
-    assert {"modeling_iterative_nat.py", "nat_copy.py"} <= {p.name for p in folder.iterdir()}
-    result = run_without_hf_nat(folder, sentences[:6], {"max_iterations": 2}, tmp_path)
-    assert result["base_class"] == "IterativeNATModel"
-    expected = tokenizer.batch_decode(model.generate(**batch, max_iterations=2), skip_special_tokens=True)
-    assert result["options"] == expected == result["pipeline"]
+    assert_round_trip_pipeline_and_export(model, tokenizer, sentences[:6], tmp_path, "IterativeNATModel",
+                                          {"max_iterations": 2}, {"modeling_iterative_nat.py", "nat_copy.py"})

@@ -3,9 +3,9 @@ refinement of a given draft, round trip and export."""
 
 import pytest
 import torch
-from transformers import AutoModelForSeq2SeqLM
 
 from hf_nat import LevenshteinConfig, LevenshteinTransformerForConditionalGeneration
+from tests.family_checks import assert_batch_size_invariant, assert_round_trip_pipeline_and_export
 from tests.toy import exact_match, toy_batch, toy_sentences, toy_shape, toy_tokenizer, train_toy_model
 
 
@@ -31,11 +31,7 @@ def test_levt_learns_every_head(toy_levt):
 
 def test_levt_batch_of_one_matches_the_batch(toy_levt):
     model, tokenizer, sentences, _ = toy_levt
-    batched = tokenizer.batch_decode(model.generate(**tokenizer(sentences, return_tensors="pt", padding=True)),
-                                     skip_special_tokens=True)
-    single = [tokenizer.decode(model.generate(**tokenizer([s], return_tensors="pt"))[0], skip_special_tokens=True)
-              for s in sentences[:10]]
-    assert batched[:10] == single
+    assert_batch_size_invariant(model, tokenizer, sentences, singles=10)
 
 
 def test_levt_refines_a_given_draft(toy_levt):
@@ -55,24 +51,7 @@ def test_levt_refines_a_given_draft(toy_levt):
 
 
 def test_levt_round_trip_pipeline_and_export(toy_levt, tmp_path):
-    from transformers import pipeline
-
-    from tests.test_export import run_without_hf_nat
-    from training import export
-
     model, tokenizer, sentences, _ = toy_levt
-    model.save_pretrained(tmp_path / "run")
-    tokenizer.save_pretrained(tmp_path / "run")
-    loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "run")
-    assert isinstance(loaded, LevenshteinTransformerForConditionalGeneration)
-    batch = tokenizer(sentences[:6], return_tensors="pt", padding=True)
-    assert torch.equal(loaded.generate(**batch), model.generate(**batch))
-    translator = pipeline("translation", model=model, tokenizer=tokenizer)
-    assert translator("")[0]["translation_text"] == ""
-
-    folder = export.export_model(tmp_path / "run", tmp_path / "toy_levt")
-    assert {"modeling_levenshtein.py", "levenshtein_oracle.py", "nat_editing.py"} <= {p.name for p in folder.iterdir()}
-    result = run_without_hf_nat(folder, sentences[:6], {"max_iterations": 2}, tmp_path)
-    assert result["base_class"] == "LevenshteinModel"
-    expected = tokenizer.batch_decode(model.generate(**batch, max_iterations=2), skip_special_tokens=True)
-    assert result["options"] == expected == result["pipeline"]
+    assert_round_trip_pipeline_and_export(model, tokenizer, sentences[:6], tmp_path, "LevenshteinModel",
+                                          {"max_iterations": 2},
+                                          {"modeling_levenshtein.py", "levenshtein_oracle.py", "nat_editing.py"})

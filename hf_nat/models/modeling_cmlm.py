@@ -107,11 +107,6 @@ class CMLMForConditionalGeneration(CMLMPreTrainedModel, GlancingMixin, NATGenera
         return random_positions(keep, (r * lengths).long() + 1, u)
 
     # --- decoding hooks -------------------------------------------------------------------
-    def _nat_check_options(self, options: dict) -> None:
-        super()._nat_check_options(options)
-        if int(options["length_beam"]) < 1:
-            raise ValueError(f"length_beam must be >= 1, got {options['length_beam']}")
-
     def _nat_initial_state(self, encoder: EncoderState, empty: torch.Tensor, options: dict) -> DecoderState:
         """Fully masked targets of the top-``length_beam`` predicted lengths of each source."""
         return length_beam_state(self.model.length_predictor(encoder), int(options["length_beam"]), empty,

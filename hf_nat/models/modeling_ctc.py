@@ -128,11 +128,6 @@ class CTCNATForConditionalGeneration(CTCNATPreTrainedModel, GlancingMixin, NATGe
         return torch.where(revealed[..., None], shown.to(inputs_embeds.dtype), inputs_embeds), revealed
 
     # --- decoding hooks -------------------------------------------------------------------
-    def _nat_check_options(self, options: dict) -> None:
-        super()._nat_check_options(options)
-        if int(options.get("num_candidates", 1)) < 1:
-            raise ValueError(f"num_candidates must be >= 1, got {options['num_candidates']}")
-
     def _nat_initial_state(self, encoder: EncoderState, empty: torch.Tensor, options: dict) -> DecoderState:
         """The one decoding pass: best path and k-1 single-swap neighbours per source, collapsed."""
         inputs_embeds, keep = self._upsampled(encoder)

@@ -189,11 +189,6 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
     # --- decoding hooks -------------------------------------------------------------------
     def _nat_check_options(self, options: dict) -> None:
         super()._nat_check_options(options)
-        for name in ("npd_samples", "length_beam"):
-            if int(options[name]) < 1:
-                raise ValueError(f"{name} must be >= 1, got {options[name]}")
-        if float(options["npd_temperature"]) <= 0:
-            raise ValueError(f"npd_temperature must be > 0, got {options['npd_temperature']}")
         if int(options["npd_samples"]) > 1 and not self.uses_fertility:
             raise ValueError(f"npd_samples samples fertilities, but this model uses decoder_input="
                              f"{self.config.decoder_input!r}: use length_beam for several candidates")

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .configuration_insertion import InsertionTransformerConfig
-from .modeling_nat import NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput, compact_targets
+from .modeling_nat import NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput
 from .nat_editing import (BoundedEditsMixin, bounded_scores, cap_insertions, insert_into_slots, length_caps,
                           random_subsequence, slot_states)
 from .nat_generation import DecoderState, NATGenerationMixin, mean_token_scores
@@ -70,10 +70,7 @@ class InsertionTransformerForConditionalGeneration(InsertionTransformerPreTraine
         if labels is None:
             return NATSeq2SeqLMOutput(encoder_last_hidden_state=encoder.hidden)
         c = self.config
-        targets, _ = compact_targets(labels, c)
-        if targets.shape[1] + 2 > c.max_position_embeddings:
-            raise ValueError(f"target of {targets.shape[1]} tokens (+ bos/eos) exceeds max_position_embeddings="
-                             f"{c.max_position_embeddings}; filter the corpus by length")
+        targets = self._content_targets(labels)
         real_target = targets.ne(c.pad_token_id)
         partial, kept = random_subsequence(targets, real_target, generator, c.pad_token_id)
         bounded = self._bounded(partial)
@@ -104,11 +101,6 @@ class InsertionTransformerForConditionalGeneration(InsertionTransformerPreTraine
                                   encoder_last_hidden_state=encoder.hidden)
 
     # --- decoding hooks -------------------------------------------------------------------
-    def _nat_check_options(self, options: dict) -> None:
-        super()._nat_check_options(options)
-        if float(options["max_length_ratio"]) <= 0:
-            raise ValueError(f"max_length_ratio must be > 0, got {options['max_length_ratio']}")
-
     def _nat_initial_state(self, encoder: EncoderState, empty: torch.Tensor, options: dict) -> DecoderState:
         """The empty hypothesis."""
         tokens = torch.full((empty.shape[0], 1), self.config.pad_token_id, dtype=torch.long, device=empty.device)

@@ -93,11 +93,6 @@ class IterativeNATForConditionalGeneration(IterativeNATPreTrainedModel, NATGener
                                   encoder_last_hidden_state=encoder.hidden)
 
     # --- decoding hooks -------------------------------------------------------------------
-    def _nat_check_options(self, options: dict) -> None:
-        super()._nat_check_options(options)
-        if int(options["length_beam"]) < 1:
-            raise ValueError(f"length_beam must be >= 1, got {options['length_beam']}")
-
     def _nat_initial_state(self, encoder: EncoderState, empty: torch.Tensor, options: dict) -> DecoderState:
         """Placeholders (mask tokens) at the top-``length_beam`` predicted lengths of each source."""
         return length_beam_state(self.model.length_predictor(encoder), int(options["length_beam"]), empty,

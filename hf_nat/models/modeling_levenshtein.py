@@ -16,7 +16,7 @@ from torch import nn
 
 from .configuration_levenshtein import LevenshteinConfig
 from .levenshtein_oracle import edit_oracle
-from .modeling_nat import NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput, compact_targets
+from .modeling_nat import NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput
 from .nat_editing import (BoundedEditsMixin, cap_insertions, corrupt_targets, delete_tokens, insert_into_slots,
                           length_caps, random_subsequence, slot_states)
 from .nat_generation import DecoderState, NATGenerationMixin, best_content_tokens, mean_token_scores
@@ -87,10 +87,7 @@ class LevenshteinTransformerForConditionalGeneration(LevenshteinPreTrainedModel,
         if labels is None:
             return NATSeq2SeqLMOutput(encoder_last_hidden_state=encoder.hidden)
         c = self.config
-        targets, _ = compact_targets(labels, c)
-        if targets.shape[1] + 2 > c.max_position_embeddings:
-            raise ValueError(f"target of {targets.shape[1]} tokens (+ bos/eos) exceeds max_position_embeddings="
-                             f"{c.max_position_embeddings}; filter the corpus by length")
+        targets = self._content_targets(labels)
         zero = encoder.hidden.new_zeros(())
 
         # Roll-in 1: a random deletion of the target; learn how many tokens each slot misses, then the tokens.
@@ -133,11 +130,6 @@ class LevenshteinTransformerForConditionalGeneration(LevenshteinPreTrainedModel,
                                   encoder_last_hidden_state=encoder.hidden)
 
     # --- decoding hooks -------------------------------------------------------------------
-    def _nat_check_options(self, options: dict) -> None:
-        super()._nat_check_options(options)
-        if float(options["max_length_ratio"]) <= 0:
-            raise ValueError(f"max_length_ratio must be > 0, got {options['max_length_ratio']}")
-
     def _nat_initial_state(self, encoder: EncoderState, empty: torch.Tensor, options: dict) -> DecoderState:
         """The empty hypothesis, or the content tokens of ``decoder_input_ids``."""
         c = self.config

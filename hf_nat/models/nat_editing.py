@@ -10,6 +10,7 @@ deletion is a stable left-alignment of the kept tokens. No Python loop over sent
 import torch
 import torch.nn.functional as F
 
+from .modeling_nat import compact_targets
 from .nat_layers import EncoderState, left_align, random_positions, uniform_noise
 
 
@@ -104,6 +105,14 @@ class BoundedEditsMixin:
     def _content(self, bounded: torch.Tensor) -> torch.Tensor:
         c = self.config
         return content_mask(bounded, c.pad_token_id, c.bos_token_id, c.eos_token_id)
+
+    def _content_targets(self, labels: torch.Tensor) -> torch.Tensor:
+        """The content tokens of ``labels`` (left-aligned); bounded, they must fit the positions."""
+        targets, _ = compact_targets(labels, self.config)
+        if targets.shape[1] + 2 > self.config.max_position_embeddings:
+            raise ValueError(f"target of {targets.shape[1]} tokens (+ bos/eos) exceeds max_position_embeddings="
+                             f"{self.config.max_position_embeddings}; filter the corpus by length")
+        return targets
 
     def _states(self, encoder: EncoderState, bounded: torch.Tensor) -> torch.Tensor:
         return self.model.decoder(bounded.ne(self.config.pad_token_id), encoder, bounded)

@@ -27,6 +27,11 @@ _COMMON_OPTIONS = {"return_dict_in_generate": False, "output_history": False, "r
                    "rescore_length_penalty": 1.0}
 
 
+# Options of several families that must be positive.
+_POSITIVE_COUNTS = ("max_iterations", "length_beam", "num_candidates", "npd_samples")
+_POSITIVE_REALS = ("max_length_ratio", "npd_temperature")
+
+
 @dataclass(frozen=True)
 class DecoderState:
     """Hypotheses under refinement: one row per candidate.
@@ -112,9 +117,14 @@ class NATGenerationMixin(GenerationMixin):
         return {name: kwargs.get(name, getattr(base, name, default)) for name, default in defaults.items()}
 
     def _nat_check_options(self, options: dict) -> None:
-        """Validate option values; families extend this for their own options."""
-        if int(options.get("max_iterations", 1)) < 1:
-            raise ValueError(f"max_iterations must be >= 1, got {options['max_iterations']}")
+        """Validate option values (the counts and ratios several families share); families extend
+        this for their own options."""
+        for name in _POSITIVE_COUNTS:
+            if name in options and int(options[name]) < 1:
+                raise ValueError(f"{name} must be >= 1, got {options[name]}")
+        for name in _POSITIVE_REALS:
+            if name in options and float(options[name]) <= 0:
+                raise ValueError(f"{name} must be > 0, got {options[name]}")
         if options.get("rescorer") is not None:
             check_rescorer(options["rescorer"], self.config)
 
