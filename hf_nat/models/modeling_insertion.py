@@ -14,8 +14,8 @@ from .configuration_insertion import InsertionTransformerConfig
 from .modeling_nat import NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput
 from .nat_editing import (BoundedEditsMixin, bounded_scores, cap_insertions, insert_into_slots, length_caps,
                           random_subsequence, slot_states)
-from .nat_generation import DecoderState, NATGenerationMixin, mean_token_scores
-from .nat_layers import EncoderState, left_align
+from .nat_generation import DecoderState, NATGenerationMixin
+from .nat_layers import EncoderState
 
 
 class InsertionTransformerPreTrainedModel(NATPreTrainedModel):
@@ -125,10 +125,4 @@ class InsertionTransformerForConditionalGeneration(InsertionTransformerPreTraine
         new = tokens.eq(c.placeholder_token_id)  # new tokens appear in slot order, like `chosen`
         tokens = tokens.masked_scatter(new, best_tokens[chosen])
         scores = scores.masked_scatter(new, best_scores[chosen])
-        content = self._content(tokens)
-        return DecoderState(tokens=left_align(tokens, content, c.pad_token_id),
-                            scores=left_align(scores.masked_fill(~content, 0.0), content, 0),
-                            source_index=state.source_index, extras=state.extras)
-
-    def _nat_candidate_scores(self, state: DecoderState) -> torch.Tensor:
-        return mean_token_scores(state, self.config.pad_token_id)
+        return self._unbounded_state(tokens, scores, state)

@@ -19,7 +19,7 @@ from .levenshtein_oracle import edit_oracle
 from .modeling_nat import NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput
 from .nat_editing import (BoundedEditsMixin, cap_insertions, corrupt_targets, delete_tokens, insert_into_slots,
                           length_caps, random_subsequence, slot_states)
-from .nat_generation import DecoderState, NATGenerationMixin, best_content_tokens, mean_token_scores
+from .nat_generation import DecoderState, NATGenerationMixin, best_content_tokens
 from .nat_layers import EncoderState, NATDecoder, left_align, uniform_noise
 
 
@@ -36,7 +36,8 @@ class LevenshteinModel(NATModel):
     predicts_length = False
 
 
-class LevenshteinTransformerForConditionalGeneration(LevenshteinPreTrainedModel, BoundedEditsMixin, NATGenerationMixin):
+class LevenshteinTransformerForConditionalGeneration(LevenshteinPreTrainedModel, BoundedEditsMixin,
+                                                     NATGenerationMixin):
     """Levenshtein Transformer with imitation-learning training and delete/insert/fill ``generate()``.
 
     Decoding options: ``max_iterations`` (delete–insert–fill rounds), ``adaptive`` (stop a
@@ -167,10 +168,4 @@ class LevenshteinTransformerForConditionalGeneration(LevenshteinPreTrainedModel,
         if holes.any():
             bounded = bounded.masked_scatter(holes, best_content_tokens(log_probs[holes], c.special_token_ids())[1])
         token_scores = log_probs.log_softmax(-1).gather(-1, bounded[..., None]).squeeze(-1)
-        content = self._content(bounded)
-        return DecoderState(tokens=left_align(bounded, content, c.pad_token_id),
-                            scores=left_align(token_scores.masked_fill(~content, 0.0), content, 0),
-                            source_index=state.source_index, extras=state.extras)
-
-    def _nat_candidate_scores(self, state: DecoderState) -> torch.Tensor:
-        return mean_token_scores(state, self.config.pad_token_id)
+        return self._unbounded_state(bounded, token_scores, state)

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from .modeling_nat import compact_targets
+from .nat_generation import DecoderState, mean_token_scores
 from .nat_layers import EncoderState, left_align, random_positions, uniform_noise
 
 
@@ -96,7 +97,18 @@ def random_subsequence(targets: torch.Tensor, keep: torch.Tensor, generator: tor
 
 
 class BoundedEditsMixin:
-    """Helpers of edit-based family models: bounded rows, their content, decoder states of them."""
+    """Helpers of edit-based family models: bounded rows, their content, decoder states of them,
+    and the decoding state and candidate score shared by these families."""
+
+    def _unbounded_state(self, bounded: torch.Tensor, scores: torch.Tensor, state: DecoderState) -> DecoderState:
+        """The decoding state holding the content of edited ``bounded`` rows and their token ``scores``."""
+        content = self._content(bounded)
+        return DecoderState(tokens=left_align(bounded, content, self.config.pad_token_id),
+                            scores=left_align(scores.masked_fill(~content, 0.0), content, 0),
+                            source_index=state.source_index, extras=state.extras)
+
+    def _nat_candidate_scores(self, state: DecoderState) -> torch.Tensor:
+        return mean_token_scores(state, self.config.pad_token_id)
 
     def _bounded(self, content: torch.Tensor) -> torch.Tensor:
         c = self.config
