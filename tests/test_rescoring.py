@@ -19,7 +19,9 @@ def reference_scores(scorer, source_ids, source_mask, candidates, pad, eos):
     return torch.tensor(out)
 
 
-def test_rescore_matches_one_at_a_time_likelihood(toy):
+@pytest.mark.parametrize("logits_per_chunk", [2 ** 26, 1])  # one pass, and one candidate per pass
+def test_rescore_matches_one_at_a_time_likelihood(toy, monkeypatch, logits_per_chunk):
+    monkeypatch.setattr("hf_nat.models.nat_rescoring._LOGITS_PER_CHUNK", logits_per_chunk)
     scorer = toy_ar_model(toy.tokenizer)
     sources = toy.tokenizer(["w1 w2 w3", "w4", "w5 w6"], return_tensors="pt", padding=True)
     candidates = torch.tensor([[7, 8, 9, 0], [10, 0, 0, 0], [11, 12, 13, 14], [11, 0, 0, 0]])

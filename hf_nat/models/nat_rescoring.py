@@ -8,6 +8,8 @@ with the source encoded once per sentence rather than once per candidate.
 import torch
 from transformers.modeling_outputs import BaseModelOutput
 
+_LOGITS_PER_CHUNK = 2 ** 26  # 256 MiB of float32 logits per scoring pass
+
 
 def check_rescorer(rescorer, config) -> None:
     """Raise ``ValueError`` unless ``rescorer`` is a seq2seq model that can score ``config``'s tokens."""
@@ -52,12 +54,18 @@ def rescore_candidates(rescorer, input_ids: torch.Tensor, attention_mask: torch.
     source_mask = attention_mask.to(device)
     encoded = rescorer.get_encoder()(input_ids=input_ids.to(device), attention_mask=source_mask)
     index = source_index.to(device)
-    encoder_outputs = BaseModelOutput(last_hidden_state=encoded.last_hidden_state.index_select(0, index))
-    logits = rescorer(encoder_outputs=encoder_outputs, attention_mask=source_mask.index_select(0, index),
-                      decoder_input_ids=decoder_input_ids).logits
-    token_logits = logits.gather(-1, labels.unsqueeze(-1)).squeeze(-1).float()
-    log_probs = token_logits - logits.float().logsumexp(-1)
     scored = labels.ne(pad_token_id)
-    total = (log_probs * scored).sum(1)
+    total = torch.empty(labels.shape[0], device=device)
+    # Candidates go through in chunks so that the (rows, length, vocabulary) logits stay within
+    # _LOGITS_PER_CHUNK elements (e.g. 100 noisy-parallel-decoding samples × 64 sources).
+    vocab = rescorer.get_output_embeddings().weight.shape[0]
+    rows = max(1, _LOGITS_PER_CHUNK // max(labels.shape[1] * vocab, 1))
+    for start in range(0, labels.shape[0], rows):
+        part = slice(start, start + rows)
+        encoder_outputs = BaseModelOutput(last_hidden_state=encoded.last_hidden_state.index_select(0, index[part]))
+        logits = rescorer(encoder_outputs=encoder_outputs, attention_mask=source_mask.index_select(0, index[part]),
+                          decoder_input_ids=decoder_input_ids[part]).logits.float()
+        token_logits = logits.gather(-1, labels[part].unsqueeze(-1)).squeeze(-1)
+        total[part] = ((token_logits - logits.logsumexp(-1)) * scored[part]).sum(1)
     length = scored.sum(1).clamp(min=1).float()
     return (total / length.pow(length_penalty)).to(candidates.device, torch.float32)
