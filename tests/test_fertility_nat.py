@@ -113,6 +113,9 @@ def test_noisy_parallel_decoding(toy_fertility):
     again = model.generate(**batch, npd_samples=10)
     assert torch.equal(again, npd.sequences)  # deterministic for a given npd_seed
     assert_batch_size_invariant(model, tokenizer, sentences, singles=6, npd_samples=10)
+    with pytest.MonkeyPatch.context() as patch:  # candidates projected a few rows at a time: same result
+        patch.setattr("hf_nat.models.nat_generation._LOGITS_PER_CHUNK", 1000)
+        assert torch.equal(model.generate(**batch, npd_samples=10), npd.sequences)
     rescored = model.generate(**batch, npd_samples=10, rescorer=toy_ar_model(tokenizer, seed=3))
     assert rescored.shape[0] == len(sentences)
     with pytest.raises(ValueError, match="npd_samples"):

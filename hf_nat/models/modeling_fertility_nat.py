@@ -20,7 +20,7 @@ from .configuration_fertility_nat import FertilityNATConfig
 from .modeling_nat import NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput, compact_targets, length_loss
 from .nat_copy import (copied_by_length, copyable_source, fertility_copy_index, gather_positions,
                        source_embeddings)
-from .nat_generation import (DecoderState, NATGenerationMixin, best_content_tokens, length_aware_scores,
+from .nat_generation import (DecoderState, NATGenerationMixin, best_tokens_of_states, length_aware_scores,
                              length_beam_state, mean_token_scores)
 from .nat_glancing import GlancingMixin
 from .nat_layers import EncoderState, uniform_noise
@@ -213,7 +213,7 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
                                       self._soft_temperature())
             extras = state.extras
         hidden = self.model.decoder(keep, rows, inputs_embeds=embeds)
-        scores, tokens = best_content_tokens(self.lm_head(hidden), self.config.special_token_ids())
+        scores, tokens = best_tokens_of_states(hidden, self.lm_head, self.config.special_token_ids())
         return DecoderState(tokens=tokens.masked_fill(~keep, self.config.pad_token_id),
                             scores=scores.masked_fill(~keep, 0.0), source_index=source_index, extras=extras)
 

@@ -260,3 +260,18 @@ def best_content_tokens(logits: torch.Tensor, special_token_ids: list[int]) -> t
     logits = logits.float()
     logits[..., special_token_ids] = float("-inf")
     return logits.log_softmax(-1).max(-1)
+
+
+_LOGITS_PER_CHUNK = 2 ** 26  # 256 MiB of float32 logits at a time
+
+
+def best_tokens_of_states(hidden: torch.Tensor, output_projection,
+                          special_token_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`best_content_tokens` of ``output_projection(hidden)`` (N, T, D), computed in row
+    chunks so that many candidates (e.g. 100 fertility samples per source) never hold all their
+    (N, T, vocabulary) logits at once."""
+    vocab = output_projection.weight.shape[0]
+    rows = max(1, _LOGITS_PER_CHUNK // max(hidden.shape[1] * vocab, 1))
+    parts = [best_content_tokens(output_projection(hidden[i:i + rows]), special_token_ids)
+             for i in range(0, hidden.shape[0], rows)]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
