@@ -2,7 +2,8 @@
 # The other NAT families on the distilled Multi30k en→de corpus of recipe_multi30k.sh (run that
 # first, with the same RUNS_DIR): CTC with and without glancing, the Imputer (started from the
 # CTC+GLAT weights), vanilla NAT with fertility (eflomal labels) and with uniform copy, and the
-# iterative refinement NAT; then one benchmark per group against the same AR teacher.
+# iterative refinement NAT, the Levenshtein Transformer, the Insertion Transformer with its
+# binary-tree and uniform losses; then one benchmark per group against the same AR teacher.
 #
 #   training/recipe_families.sh cpu [RUNS_DIR]   # same size as the CMLM recipe, 44 minutes per model
 #   training/recipe_families.sh gpu [RUNS_DIR]
@@ -16,6 +17,7 @@ RUNS=${2:-runs/recipe_${SCALE}}
 CPU_MINUTES=${CPU_MINUTES:-44}
 RESULTS_ALIGNMENT=${RESULTS_ALIGNMENT:-results/multi30k_en_de_${SCALE}_alignment}
 RESULTS_COPY=${RESULTS_COPY:-results/multi30k_en_de_${SCALE}_vanilla_iterative}
+RESULTS_EDIT=${RESULTS_EDIT:-results/multi30k_en_de_${SCALE}_edit}
 . "$(dirname "$0")/recipe_lib.sh"
 DISTILLED="$RUNS/distill_en_de"
 for need in "$RUNS/tok_en_de_8k/tokenizer.json" "$DISTILLED/distill_summary.json" "$RUNS/ar_en_de/best/config.json"; do
@@ -65,4 +67,17 @@ bench "$RESULTS_COPY" '{"fertility_nat": [{"npd_samples": 1}, {"npd_samples": 10
   {"npd_samples": 100, "rescore": true}], "uniform_copy_distill_en_de/best": [{"length_beam": 1}],
   "iterative_nat": [{"max_iterations": 1}, {"max_iterations": 2}, {"max_iterations": 4}, {"max_iterations": 10}]}' \
   "$RUNS/fertility_distill_en_de/best" "$RUNS/uniform_copy_distill_en_de/best" "$RUNS/iterative_distill_en_de/best"
-echo "recipe done: results in $RESULTS_ALIGNMENT and $RESULTS_COPY"
+
+# Edit-based families (Levenshtein; Insertion with each loss).
+train levenshtein_distill_en_de levenshtein_transformer "$DISTILLED" '{}' &
+train insertion_tree_distill_en_de insertion_transformer "$DISTILLED" '{}' &
+wait
+train insertion_uniform_distill_en_de insertion_transformer "$DISTILLED" '{}' \
+  --config_overrides '{"insertion_loss": "uniform"}'
+for name in levenshtein_distill_en_de insertion_tree_distill_en_de insertion_uniform_distill_en_de; do
+  [ -f "$RUNS/$name/summary.json" ] || { echo "[recipe] $name not finished; run again"; exit 1; }
+done
+bench "$RESULTS_EDIT" '{"levenshtein_transformer": [{"max_iterations": 10}], "insertion_transformer": [{"max_iterations": 10}]}' \
+  "$RUNS/levenshtein_distill_en_de/best" "$RUNS/insertion_tree_distill_en_de/best" \
+  "$RUNS/insertion_uniform_distill_en_de/best"
+echo "recipe done: results in $RESULTS_ALIGNMENT, $RESULTS_COPY and $RESULTS_EDIT"
