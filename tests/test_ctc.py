@@ -9,7 +9,7 @@ from transformers import AutoModelForSeq2SeqLM
 
 from hf_nat import CTCNATConfig, CTCNATForConditionalGeneration
 from hf_nat.models.ctc_alignment import best_alignment, collapse, ctc_feasible
-from tests.toy import exact_match, toy_ar_model, toy_batch, toy_sentences, toy_tokenizer
+from tests.toy import exact_match, toy_ar_model, toy_batch, toy_sentences, toy_shape, toy_tokenizer, train_toy_model
 
 BLANK, PAD = 0, 9  # small-vocabulary tests: blank 0, pad 9 (never a path token)
 
@@ -67,27 +67,16 @@ def test_best_alignment_matches_brute_force(seed):
 
 
 def toy_ctc_config(tokenizer, **overrides) -> CTCNATConfig:
-    shape = dict(vocab_size=len(tokenizer), d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
-                 decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, dropout=0.0,
-                 max_position_embeddings=32, upsample_ratio=2)
-    return CTCNATConfig(**{**shape, **overrides})
+    return CTCNATConfig(**toy_shape(tokenizer, **{"label_smoothing": 0.1, "upsample_ratio": 2, **overrides}))
 
 
 def train_toy_ctc(steps: int, seed: int = 0, **overrides) -> tuple[CTCNATForConditionalGeneration, list]:
     torch.manual_seed(seed)
     tokenizer = toy_tokenizer()
     model = CTCNATForConditionalGeneration(toy_ctc_config(tokenizer, **overrides))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    generator = torch.Generator().manual_seed(seed)
-    model.train()
-    history = []
-    for step in range(steps):
-        out = model(**toy_batch(tokenizer, toy_sentences(64, seed=2000 + step)), generator=generator)
-        out.loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        history.append(out.losses)
-    return model.eval(), history
+    history = train_toy_model(model, lambda step: toy_batch(tokenizer, toy_sentences(64, seed=2000 + step)), steps,
+                              seed)
+    return model, history
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from transformers import AutoModelForSeq2SeqLM
 
 from hf_nat import ImputerConfig, ImputerForConditionalGeneration
 from hf_nat.models.modeling_imputer import _best_open_per_block
-from tests.toy import exact_match, toy_batch, toy_sentences, toy_tokenizer
+from tests.toy import exact_match, toy_batch, toy_sentences, toy_shape, toy_tokenizer, train_toy_model
 
 
 def test_each_block_commits_its_most_confident_open_position():
@@ -21,22 +21,10 @@ def test_each_block_commits_its_most_confident_open_position():
 def toy_imputer():
     torch.manual_seed(0)
     tokenizer = toy_tokenizer()
-    config = ImputerConfig(vocab_size=len(tokenizer), d_model=64, encoder_layers=2, decoder_layers=2,
-                           encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=128,
-                           decoder_ffn_dim=128, dropout=0.0, max_position_embeddings=32, upsample_ratio=2,
-                           label_smoothing=0.0)
-    model = ImputerForConditionalGeneration(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    generator = torch.Generator().manual_seed(0)
-    model.train()
-    losses = []
-    for step in range(400):  # CTC models sit on a plateau for ~250 updates, then learn fast
-        out = model(**toy_batch(tokenizer, toy_sentences(64, seed=3000 + step)), generator=generator)
-        out.loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        losses.append(out.losses)
-    return model.eval(), tokenizer, toy_sentences(40, seed=7), losses
+    model = ImputerForConditionalGeneration(ImputerConfig(**toy_shape(tokenizer, upsample_ratio=2)))
+    # CTC models sit on a plateau for ~250 updates, then learn fast.
+    losses = train_toy_model(model, lambda step: toy_batch(tokenizer, toy_sentences(64, seed=3000 + step)), 400)
+    return model, tokenizer, toy_sentences(40, seed=7), losses
 
 
 def test_imputer_learns_the_copy_task_at_every_step_count(toy_imputer):

@@ -32,10 +32,7 @@ def toy_sentences(n: int, seed: int, min_len: int = 2, max_len: int = 7) -> list
 
 def toy_config(tokenizer, **overrides) -> CMLMConfig:
     """A CMLM small enough to train on CPU in seconds."""
-    shape = dict(vocab_size=len(tokenizer), d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
-                 decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, dropout=0.0,
-                 max_position_embeddings=32, label_smoothing=0.0)
-    return CMLMConfig(**{**shape, **overrides})
+    return CMLMConfig(**toy_shape(tokenizer, **overrides))
 
 
 def toy_batch(tokenizer, sentences: list[str]) -> dict:
@@ -57,16 +54,7 @@ def train_toy_cmlm(steps: int = 400, seed: int = 0) -> Toy:
     torch.manual_seed(seed)
     tokenizer = toy_tokenizer()
     model = CMLMForConditionalGeneration(toy_config(tokenizer))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    generator = torch.Generator().manual_seed(seed)
-    model.train()
-    for step in range(steps):
-        batch = toy_batch(tokenizer, toy_sentences(64, seed=1000 + step))
-        loss = model(**batch, generator=generator).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    model.eval()
+    train_toy_model(model, lambda step: toy_batch(tokenizer, toy_sentences(64, seed=1000 + step)), steps, seed)
     return Toy(model=model, tokenizer=tokenizer, test_sentences=toy_sentences(40, seed=7))
 
 
