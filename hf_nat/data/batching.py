@@ -124,11 +124,14 @@ class Seq2SeqCollator:
 
     Returns ``input_ids`` padded with ``pad_token_id``, an ``attention_mask`` of 1s and 0s and, if
     the examples have ``labels``, ``labels`` padded with ``label_pad_token_id`` (ignored by the
-    loss); likewise ``fertility`` (one label per source token). Other keys are ignored.
+    loss); likewise every key of ``padded_label_keys`` all examples have. Other keys are ignored.
     """
 
     pad_token_id: int
     label_pad_token_id: int = -100
+    # Other per-token label lists padded like ``labels`` when every example has them
+    # (fertility_nat's per-source-token fertilities).
+    padded_label_keys: tuple[str, ...] = ("fertility",)
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         """Collate ``features`` into a batch of ``torch.long`` tensors."""
@@ -142,8 +145,9 @@ class Seq2SeqCollator:
             batch["labels"] = _pad([f["labels"] for f in features], self.label_pad_token_id)
         elif with_labels:
             raise ValueError(f"Only {with_labels} of {len(features)} examples have labels")
-        if all("fertility" in f for f in features):  # per-source-token labels of fertility_nat
-            batch["fertility"] = _pad([f["fertility"] for f in features], self.label_pad_token_id)
+        for key in self.padded_label_keys:
+            if all(key in f for f in features):
+                batch[key] = _pad([f[key] for f in features], self.label_pad_token_id)
         return batch
 
 

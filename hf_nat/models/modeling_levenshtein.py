@@ -111,7 +111,7 @@ class LevenshteinTransformerForConditionalGeneration(LevenshteinPreTrainedModel,
         # delete the mistakes.
         with torch.no_grad():
             filled = bounded_masked.masked_scatter(holes, best_content_tokens(token_logits, c.special_token_ids())[1])
-            filled_content = left_align(filled, self._content(filled), c.pad_token_id)
+            filled_content = self._unbounded(filled)
             noisy = corrupt_targets(targets, targets.ne(c.pad_token_id), c.draft_noise_token_prob,
                                     c.special_token_ids(), c.vocab_size, c.pad_token_id, generator)
             use_noise = uniform_noise(targets.shape[0], generator, targets.device) < c.draft_noise_prob

@@ -25,8 +25,7 @@ def add_boundaries(content: torch.Tensor, pad_token_id: int, bos_token_id: int, 
 
 def remove_boundaries(bounded: torch.Tensor, pad_token_id: int, bos_token_id: int, eos_token_id: int) -> torch.Tensor:
     """The inverse of :func:`add_boundaries`: content left-aligned, pad after (width ≥ 1)."""
-    content = bounded.ne(pad_token_id) & bounded.ne(bos_token_id) & bounded.ne(eos_token_id)
-    return left_align(bounded, content, pad_token_id)
+    return left_align(bounded, content_mask(bounded, pad_token_id, bos_token_id, eos_token_id), pad_token_id)
 
 
 def insert_into_slots(values: torch.Tensor, real: torch.Tensor, counts: torch.Tensor, fill_value,
@@ -113,6 +112,10 @@ class BoundedEditsMixin:
     def _bounded(self, content: torch.Tensor) -> torch.Tensor:
         c = self.config
         return add_boundaries(content, c.pad_token_id, c.bos_token_id, c.eos_token_id)
+
+    def _unbounded(self, bounded: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        return remove_boundaries(bounded, c.pad_token_id, c.bos_token_id, c.eos_token_id)
 
     def _content(self, bounded: torch.Tensor) -> torch.Tensor:
         c = self.config
