@@ -116,6 +116,17 @@ def test_noisy_parallel_decoding(toy_fertility):
     with pytest.MonkeyPatch.context() as patch:  # candidates projected a few rows at a time: same result
         patch.setattr("hf_nat.models.nat_generation._LOGITS_PER_CHUNK", 1000)
         assert torch.equal(model.generate(**batch, npd_samples=10), npd.sequences)
+    # Repeated fertility samples are decoded once: the candidates equal decoding every sample.
+    with torch.no_grad():
+        encoder = model.model.encode(batch["input_ids"], batch["attention_mask"])
+        options = {**model.nat_generation_defaults, "npd_samples": 10}
+        fertility = model._decoding_fertilities(encoder, options)
+        index = torch.arange(len(sentences)).repeat_interleave(10)
+        every = model._decode_fertilities(encoder.select(index), fertility, index)
+        state = model._nat_initial_state(encoder, torch.zeros(len(sentences), dtype=torch.bool), options)
+    assert torch.unique(torch.cat([index[:, None], fertility], 1), dim=0).shape[0] < fertility.shape[0]
+    assert torch.equal(state.tokens, every.tokens) and torch.equal(state.source_index, index)
+    torch.testing.assert_close(state.scores, every.scores)
     rescored = model.generate(**batch, npd_samples=10, rescorer=toy_ar_model(tokenizer, seed=3))
     assert rescored.shape[0] == len(sentences)
     with pytest.raises(ValueError, match="npd_samples"):

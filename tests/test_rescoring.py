@@ -24,8 +24,10 @@ def test_rescore_matches_one_at_a_time_likelihood(toy, monkeypatch, logits_per_c
     monkeypatch.setattr("hf_nat.models.nat_rescoring._LOGITS_PER_CHUNK", logits_per_chunk)
     scorer = toy_ar_model(toy.tokenizer)
     sources = toy.tokenizer(["w1 w2 w3", "w4", "w5 w6"], return_tensors="pt", padding=True)
-    candidates = torch.tensor([[7, 8, 9, 0], [10, 0, 0, 0], [11, 12, 13, 14], [11, 0, 0, 0]])
-    source_index = torch.tensor([0, 1, 2, 2])
+    # Repeats of a (source, candidate) pair are scored once; the same candidate of another source is not a repeat.
+    candidates = torch.tensor([[7, 8, 9, 0], [10, 0, 0, 0], [11, 12, 13, 14], [11, 0, 0, 0], [11, 12, 13, 14],
+                               [10, 0, 0, 0]])
+    source_index = torch.tensor([0, 1, 2, 2, 2, 0])
     got = rescore_candidates(scorer, sources["input_ids"], sources["attention_mask"], candidates, source_index,
                              pad_token_id=0, eos_token_id=2, length_penalty=1.0)
     expected = reference_scores(scorer, sources["input_ids"][source_index], sources["attention_mask"][source_index],

@@ -199,19 +199,32 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
             fertility = self._decoding_fertilities(encoder, options)
             samples = fertility.shape[0] // empty.shape[0]
             source_index = torch.arange(empty.shape[0], device=empty.device).repeat_interleave(samples)
-            rows = encoder.select(source_index) if samples > 1 else encoder
-            index, keep = fertility_copy_index(fertility, self.config.max_position_embeddings)
-            embeds = gather_positions(source_embeddings(self.model.shared, rows, self.config), index)
-            extras = None
-        else:
-            state = length_beam_state(self.model.length_predictor(encoder), int(options["length_beam"]), empty,
-                                      self.config.mask_token_id, self.config.pad_token_id)
-            source_index = state.source_index
-            rows = encoder.select(source_index) if state.tokens.shape[0] != empty.shape[0] else encoder
-            keep = state.tokens.ne(self.config.pad_token_id)
-            embeds = copied_by_length(self.model.shared, rows, self.config, keep.sum(1), keep.shape[1],
-                                      self._soft_temperature())
-            extras = state.extras
+            if samples > 1:
+                # Samples often repeat a fertility sequence; each distinct one is decoded once.
+                distinct, inverse = torch.unique(torch.cat([source_index[:, None], fertility], 1), dim=0,
+                                                 return_inverse=True)
+                state = self._decode_fertilities(encoder.select(distinct[:, 0]), distinct[:, 1:], distinct[:, 0])
+                return state.select(inverse)
+            return self._decode_fertilities(encoder, fertility, source_index)
+        state = length_beam_state(self.model.length_predictor(encoder), int(options["length_beam"]), empty,
+                                  self.config.mask_token_id, self.config.pad_token_id)
+        source_index = state.source_index
+        rows = encoder.select(source_index) if state.tokens.shape[0] != empty.shape[0] else encoder
+        keep = state.tokens.ne(self.config.pad_token_id)
+        embeds = copied_by_length(self.model.shared, rows, self.config, keep.sum(1), keep.shape[1],
+                                  self._soft_temperature())
+        return self._decode(rows, keep, embeds, source_index, state.extras)
+
+    def _decode_fertilities(self, rows: EncoderState, fertility: torch.Tensor,
+                            source_index: torch.Tensor) -> DecoderState:
+        """Decode the source of each row of ``rows`` copied by its ``fertility`` row."""
+        index, keep = fertility_copy_index(fertility, self.config.max_position_embeddings)
+        embeds = gather_positions(source_embeddings(self.model.shared, rows, self.config), index)
+        return self._decode(rows, keep, embeds, source_index, None)
+
+    def _decode(self, rows: EncoderState, keep: torch.Tensor, embeds: torch.Tensor, source_index: torch.Tensor,
+                extras: dict | None) -> DecoderState:
+        """One non-causal decoder pass over ``embeds``; the best token at every kept position."""
         hidden = self.model.decoder(keep, rows, inputs_embeds=embeds)
         scores, tokens = best_tokens_of_states(hidden, self.lm_head, self.config.special_token_ids())
         return DecoderState(tokens=tokens.masked_fill(~keep, self.config.pad_token_id),

@@ -2,7 +2,8 @@
 
 Any transformers encoder-decoder that shares the NAT model's tokenizer can act as the scorer: the
 candidates of every source are scored by its teacher-forced log-likelihood in one batched pass,
-with the source encoded once per sentence rather than once per candidate.
+with the source encoded once per sentence rather than once per candidate, and a candidate that
+occurs several times for the same source scored once.
 """
 
 import torch
@@ -47,6 +48,9 @@ def rescore_candidates(rescorer, input_ids: torch.Tensor, attention_mask: torch.
     device.
     """
     device = rescorer.device
+    # Noisy parallel decoding often draws the same hypothesis many times: score each once.
+    distinct, inverse = torch.unique(torch.cat([source_index[:, None], candidates], 1), dim=0, return_inverse=True)
+    source_index, candidates = distinct[:, 0], distinct[:, 1:]
     labels = with_eos(candidates, pad_token_id, eos_token_id).to(device)
     start = torch.full_like(labels[:, :1], rescorer.config.decoder_start_token_id)
     decoder_input_ids = torch.cat([start, labels[:, :-1]], dim=1)
@@ -68,4 +72,4 @@ def rescore_candidates(rescorer, input_ids: torch.Tensor, attention_mask: torch.
         token_logits = logits.gather(-1, labels[part].unsqueeze(-1)).squeeze(-1)
         total[part] = ((token_logits - logits.logsumexp(-1)) * scored[part]).sum(1)
     length = scored.sum(1).clamp(min=1).float()
-    return (total / length.pow(length_penalty)).to(candidates.device, torch.float32)
+    return (total / length.pow(length_penalty)).to(candidates.device, torch.float32)[inverse]
