@@ -32,25 +32,27 @@ case "$SCALE" in
 esac
 mkdir -p "$RUNS/logs"
 
-# train NAME MODEL_TYPE DATA EVAL_KWARGS [MORE TRAIN.PY ARGS...]: skip when finished, resume when a
-# checkpoint exists.
+# train NAME MODEL_TYPE DATA EVAL_KWARGS [MORE TRAIN.PY ARGS...]: skip when finished under the budget
+# asked for now (a larger budget than a finished run had continues it), resume when a checkpoint exists.
 train() {
   local name=$1 type=$2 data=$3 kwargs=$4 out="$RUNS/$1"
   shift 4
-  if [ -f "$out/summary.json" ] && $PY - "$out" "$SCALE" <<'EOF'
-import json, sys
-summary = json.load(open(f"{sys.argv[1]}/summary.json"))
-args = summary["args"]
-done = summary["updates"] >= args["max_updates"] or (
-    args["max_minutes"] is not None and summary["train_minutes"] >= args["max_minutes"])
+  local args=(--model_type "$type" --data "$data" --src en --tgt de --tokenizer "$RUNS/tok_en_de_8k"
+              --output_dir "$out" $SIZE $OPT $BUDGET $EVAL --no_progress --eval_generate_kwargs "$kwargs" "$@")
+  if [ -f "$out/summary.json" ] && $PY - "$out/summary.json" "${args[@]}" <<'EOF'
+import argparse, json, sys
+summary = json.load(open(sys.argv[1]))
+budget = argparse.ArgumentParser()
+budget.add_argument("--max_updates", type=int, default=100000)
+budget.add_argument("--max_minutes", type=float, default=None)
+asked = budget.parse_known_args(sys.argv[2:])[0]
+done = summary["updates"] >= asked.max_updates or (
+    asked.max_minutes is not None and summary["train_minutes"] >= asked.max_minutes)
 sys.exit(0 if done else 1)
 EOF
   then echo "[recipe] $name: trained"; return 0; fi
   local resume=""
   [ -d "$out/checkpoints" ] && [ -n "$(ls "$out/checkpoints" 2>/dev/null | grep -v tmp)" ] && resume="--resume"
   echo "[recipe] $name: training $resume (log: $RUNS/logs/$name.log)"
-  $PY training/train.py --model_type "$type" --data "$data" --src en --tgt de --tokenizer "$RUNS/tok_en_de_8k" \
-    --output_dir "$out" $SIZE $OPT $BUDGET $EVAL --no_progress --eval_generate_kwargs "$kwargs" $resume "$@" \
-    > "$RUNS/logs/$name.log" 2>&1
+  $PY training/train.py "${args[@]}" $resume > "$RUNS/logs/$name.log" 2>&1
 }
-
