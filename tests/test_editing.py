@@ -7,7 +7,7 @@ import random
 import torch
 
 from hf_nat.models.levenshtein_oracle import edit_oracle, edit_script
-from hf_nat.models.nat_editing import (add_boundaries, cap_insertions, delete_tokens, insert_into_slots,
+from hf_nat.models.nat_editing import (add_boundaries, cap_insertions, delete_positions, insert_into_slots,
                                        remove_boundaries)
 
 PAD, BOS, EOS, PLH = 0, 1, 2, 5
@@ -30,7 +30,9 @@ def test_insert_and_delete_are_vectorised_and_exact():
     delete = torch.zeros_like(out, dtype=torch.bool)
     delete[0, 1:3] = True
     delete[1, 2] = True
-    assert delete_tokens(out, delete, PAD).tolist() == [[1, 7, 8, 5, 2], [1, 5, 5, 2, 0]]
+    assert delete_positions(out, out_real, delete, PAD).tolist() == [[1, 7, 8, 5, 2], [1, 5, 5, 2, 0]]
+    scores = torch.arange(14.0).view(2, 7)
+    assert delete_positions(scores, out_real, delete, 0.0).tolist() == [[0, 3, 4, 5, 6], [7, 8, 10, 11, 0]]
 
 
 def test_insertions_respect_the_length_cap_left_to_right():

@@ -39,9 +39,17 @@ def test_levt_refines_a_given_draft(toy_levt):
     batch = tokenizer(sentences, return_tensors="pt", padding=True)
     # A correct draft is a fixed point: one round that changes nothing, the draft returned.
     correct = tokenizer(sentences, return_tensors="pt", padding=True)["input_ids"]
-    out = model.generate(**batch, decoder_input_ids=correct, return_dict_in_generate=True)
+    projections = []
+    hook = model.lm_head.register_forward_hook(lambda module, inputs, output: projections.append(output.shape))
+    try:
+        out = model.generate(**batch, decoder_input_ids=correct, return_dict_in_generate=True)
+    finally:
+        hook.remove()
     assert tokenizer.batch_decode(out.sequences, skip_special_tokens=True) == sentences
     assert out.iterations.eq(1).all()
+    # The draft's tokens are scored once by the token head; a round that inserts nothing fills nothing.
+    assert len(projections) == 1
+    assert (out.sequences_scores < 0).all() and out.sequences_scores.isfinite().all()
     # A draft is where refinement starts: one round from it differs from one round from nothing.
     drafts = tokenizer([" ".join(s.split()[1:]) for s in sentences], return_tensors="pt", padding=True)["input_ids"]
     assert not torch.equal(model.generate(**batch, decoder_input_ids=drafts, max_iterations=1),

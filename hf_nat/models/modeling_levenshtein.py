@@ -17,8 +17,8 @@ from torch import nn
 from .configuration_levenshtein import LevenshteinConfig
 from .levenshtein_oracle import edit_oracle
 from .modeling_nat import NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput
-from .nat_editing import (BoundedEditsMixin, cap_insertions, corrupt_targets, delete_tokens, insert_into_slots,
-                          length_caps, random_subsequence, slot_states)
+from .nat_editing import (BoundedEditsMixin, bounded_scores, cap_insertions, corrupt_targets, delete_positions,
+                          insert_into_slots, length_caps, random_subsequence, slot_states)
 from .nat_generation import DecoderState, NATGenerationMixin, best_content_tokens
 from .nat_layers import EncoderState, NATDecoder, left_align, uniform_noise
 
@@ -144,28 +144,45 @@ class LevenshteinTransformerForConditionalGeneration(LevenshteinPreTrainedModel,
                 raise ValueError(f"decoder_input_ids must be (batch={rows}, length), got {tuple(draft.shape)}")
             keep = ~torch.isin(draft, torch.tensor(c.special_token_ids(), device=draft.device))
             tokens = left_align(draft, keep, c.pad_token_id)[:, :c.max_position_embeddings - 2]
-        return DecoderState(tokens=tokens, scores=torch.zeros(tokens.shape, device=tokens.device),
+        return DecoderState(tokens=tokens, scores=self._draft_scores(encoder, tokens),
                             source_index=torch.arange(rows, device=empty.device))
 
+    def _draft_scores(self, encoder: EncoderState, tokens: torch.Tensor) -> torch.Tensor:
+        """The token head's log-probability of every token of a draft (0 on padding)."""
+        if not tokens.ne(self.config.pad_token_id).any():
+            return torch.zeros(tokens.shape, device=tokens.device)
+        bounded = self._bounded(tokens)
+        log_probs = self.lm_head(self._states(encoder, bounded)).float().log_softmax(-1)
+        scores = log_probs.gather(-1, bounded[..., None]).squeeze(-1)[:, 1:tokens.shape[1] + 1]
+        return scores.masked_fill(tokens.eq(self.config.pad_token_id), 0.0)
+
     def _nat_refine_step(self, encoder: EncoderState, state: DecoderState, step: int, options: dict) -> DecoderState:
-        """One round: delete, insert placeholders (within the length cap), fill."""
+        """One round: delete, insert placeholders (within the length cap), fill.
+
+        A token keeps the log-probability it was filled with (as in mask-predict), so only the
+        placeholders go through the vocabulary projection, and a round that inserts nothing
+        (the last one of every sentence) skips the filling pass."""
         c = self.config
-        bounded = self._bounded(state.tokens)
+        bounded, scores = self._bounded(state.tokens), bounded_scores(state.scores)
         content = self._content(bounded)
         if content.any():
+            real = bounded.ne(c.pad_token_id)
             delete = self.deletion_head(self._states(encoder, bounded)).argmax(-1).eq(1) & content
-            bounded = delete_tokens(bounded, delete, c.pad_token_id)
+            scores = delete_positions(scores, real, delete, 0.0)
+            bounded = delete_positions(bounded, real, delete, c.pad_token_id)
 
         real = bounded.ne(c.pad_token_id)
         slot_scores = self._slot_counts_logits(encoder, bounded).float().log_softmax(-1)
         slot_scores[..., 0] -= float(options["insertion_penalty"])
         caps = length_caps(encoder.keep, float(options["max_length_ratio"]), c.max_position_embeddings)
-        counts = cap_insertions(slot_scores.argmax(-1) * (real[:, :-1] & real[:, 1:]), self._content(bounded).sum(1), caps)
+        counts = cap_insertions(slot_scores.argmax(-1) * (real[:, :-1] & real[:, 1:]), self._content(bounded).sum(1),
+                                caps)
+        scores, _ = insert_into_slots(scores, real, counts, 0.0, 0.0)
         bounded, real = insert_into_slots(bounded, real, counts, c.placeholder_token_id, c.pad_token_id)
 
-        log_probs = self.lm_head(self._states(encoder, bounded)).float()
         holes = bounded.eq(c.placeholder_token_id)
         if holes.any():
-            bounded = bounded.masked_scatter(holes, best_content_tokens(log_probs[holes], c.special_token_ids())[1])
-        token_scores = log_probs.log_softmax(-1).gather(-1, bounded[..., None]).squeeze(-1)
-        return self._unbounded_state(bounded, token_scores, state)
+            filled_scores, filled = best_content_tokens(self.lm_head(self._states(encoder, bounded)[holes]),
+                                                        c.special_token_ids())
+            bounded, scores = bounded.masked_scatter(holes, filled), scores.masked_scatter(holes, filled_scores)
+        return self._unbounded_state(bounded, scores, state)

@@ -51,9 +51,11 @@ def insert_into_slots(values: torch.Tensor, real: torch.Tensor, counts: torch.Te
     return out.masked_fill(~new_real, pad_value), new_real
 
 
-def delete_tokens(bounded: torch.Tensor, delete: torch.Tensor, pad_token_id: int) -> torch.Tensor:
-    """Drop the positions marked in ``delete`` (B, L) and left-align the rest."""
-    return left_align(bounded, bounded.ne(pad_token_id) & ~delete, pad_token_id)
+def delete_positions(values: torch.Tensor, real: torch.Tensor, delete: torch.Tensor, pad_value) -> torch.Tensor:
+    """Drop the positions marked in ``delete`` (B, L) from the ``real`` ones and left-align the
+    rest, padding with ``pad_value``. The same call on a row's tokens and on its scores keeps them
+    aligned."""
+    return left_align(values, real & ~delete, pad_value)
 
 
 def slot_states(hidden: torch.Tensor) -> torch.Tensor:
