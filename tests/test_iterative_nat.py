@@ -89,3 +89,20 @@ def test_iterative_round_trip_pipeline_and_export(toy_iterative, tmp_path):
     model, tokenizer, sentences, _ = toy_iterative
     assert_round_trip_pipeline_and_export(model, tokenizer, sentences[:6], tmp_path, "IterativeNATModel",
                                           {"max_iterations": 2}, {"modeling_iterative_nat.py", "nat_copy.py"})
+
+
+@pytest.mark.parametrize("separate, reads_states", [(False, False), (True, False), (False, True)])
+def test_refinement_variants_train_and_decode(separate, reads_states):
+    """The paper's setup (own refinement decoder reading tokens + states) is the default; the
+    other combinations of the two options also learn the toy task's first steps and decode."""
+    tokenizer = toy_tokenizer()
+    torch.manual_seed(0)
+    config = IterativeNATConfig(**toy_shape(tokenizer), separate_refine_decoder=separate,
+                                refine_reads_states=reads_states)
+    model = IterativeNATForConditionalGeneration(config)
+    assert (model.refine_decoder is not None) == separate
+    history = train_toy_model(model, lambda step: toy_batch(tokenizer, toy_sentences(32, seed=5000 + step)), 40)
+    assert history[-1]["refine"] < history[0]["refine"]
+    batch = tokenizer(toy_sentences(6, seed=7), return_tensors="pt", padding=True)
+    out = model.generate(**batch, max_iterations=3, return_dict_in_generate=True)
+    assert out.sequences.shape[0] == 6 and out.iterations.le(3).all()

@@ -63,3 +63,17 @@ def test_levt_round_trip_pipeline_and_export(toy_levt, tmp_path):
     assert_round_trip_pipeline_and_export(model, tokenizer, sentences[:6], tmp_path, "LevenshteinModel",
                                           {"max_iterations": 2},
                                           {"modeling_levenshtein.py", "levenshtein_oracle.py", "nat_editing.py"})
+
+
+def test_levt_without_its_own_insertion_decoder_trains_saves_and_loads(tmp_path):
+    tokenizer = toy_tokenizer()
+    torch.manual_seed(0)
+    model = LevenshteinTransformerForConditionalGeneration(
+        LevenshteinConfig(**toy_shape(tokenizer), max_insertions=8, insertion_decoder_layers=0))
+    assert model.insertion_decoder is None
+    history = train_toy_model(model, lambda step: toy_batch(tokenizer, toy_sentences(32, seed=10000 + step)), 20)
+    assert history[-1]["insertion"] < history[0]["insertion"]
+    model.save_pretrained(tmp_path)
+    loaded = LevenshteinTransformerForConditionalGeneration.from_pretrained(tmp_path)
+    batch = tokenizer(toy_sentences(4, seed=7), return_tensors="pt", padding=True)
+    assert torch.equal(loaded.generate(**batch), model.generate(**batch))

@@ -7,8 +7,12 @@ class IterativeNATConfig(NATConfig):
     """Iterative refinement NAT: a first pass reads the uniformly copied source, later passes read
     the previous pass's tokens, all through one shared non-causal decoder.
 
-    Training unrolls ``train_passes`` passes and sums their cross-entropies. The input of each
-    refinement pass is, with probability ``corruption_prob`` per sentence, the gold target
+    As in the paper, refinement passes run their own decoder (``separate_refine_decoder``; False
+    shares the first pass's) and read the embeddings of the previous pass's tokens plus that pass's
+    final decoder states (``refine_reads_states``; False reads the tokens only).
+
+    Training unrolls ``train_passes`` passes and sums their cross-entropies. The tokens read by each
+    refinement pass are, with probability ``corruption_prob`` per sentence, the gold target
     corrupted by denoising noise instead of the previous pass's output: every target token is,
     with probability ``corruption_token_prob``, replaced by a random token, replaced by its left
     neighbour (repeat) or swapped with its right neighbour (one of the three at random). Only
@@ -20,6 +24,8 @@ class IterativeNATConfig(NATConfig):
     train_passes: int = 3
     corruption_prob: float = 0.5
     corruption_token_prob: float = 0.15
+    separate_refine_decoder: bool = True
+    refine_reads_states: bool = True
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)

@@ -1,10 +1,13 @@
 """Iterative refinement NAT (Lee et al., 2018): what makes this family different.
 
 The first decoder pass reads the source embeddings uniformly copied to the predicted length; every
-later pass reads the previous pass's tokens and rewrites all of them (the length stays fixed).
-Training unrolls the passes and sums their losses, feeding refinement passes either the previous
-output or the gold target with denoising corruption (replace / repeat / swap).
+later pass, through the refinement decoder, reads the previous pass's tokens (and final states) and
+rewrites all of them (the length stays fixed). Training unrolls the passes and sums their losses,
+feeding refinement passes either the previous output or the gold target with denoising corruption
+(replace / repeat / swap).
 """
+
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +19,7 @@ from .nat_copy import copied_by_length
 from .nat_editing import corrupt_targets
 from .nat_generation import (DecoderState, NATGenerationMixin, best_content_tokens, length_aware_scores,
                              length_beam_state)
-from .nat_layers import EncoderState, uniform_noise
+from .nat_layers import EncoderState, NATDecoder, uniform_noise
 
 
 class IterativeNATPreTrainedModel(NATPreTrainedModel):
@@ -39,23 +42,34 @@ class IterativeNATForConditionalGeneration(IterativeNATPreTrainedModel, NATGener
     lengths, ranked by mean token log-probability plus length log-probability, or by ``rescorer=``).
     """
 
-    _tied_weights_keys = {"lm_head.weight": "model.shared.weight"}
+    _tied_weights_keys = {"lm_head.weight": "model.shared.weight",
+                          "refine_decoder.embed.embed_tokens.weight": "model.shared.weight"}
     nat_generation_defaults = {"max_iterations": 10, "adaptive": True, "length_beam": 1}
 
     def __init__(self, config: IterativeNATConfig):
         super().__init__(config)
         self.model = IterativeNATModel(config)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.refine_decoder = NATDecoder(config, self.model.shared) if config.separate_refine_decoder else None
         self.post_init()
         self.generation_config = self._nat_default_generation_config()
 
-    def _pass(self, encoder: EncoderState, keep: torch.Tensor, tokens: torch.Tensor | None,
-              first: bool) -> torch.Tensor:
-        """Decoder states of one pass: the first reads the copied source, later ones ``tokens``."""
-        if first:
-            embeds = copied_by_length(self.model.shared, encoder, self.config, keep.sum(1), keep.shape[1])
-            return self.model.decoder(keep, encoder, inputs_embeds=embeds)
-        return self.model.decoder(keep, encoder, tokens)
+    def _first_pass(self, encoder: EncoderState, keep: torch.Tensor) -> torch.Tensor:
+        """Decoder states (B, T, D) of the first pass, which reads the uniformly copied source."""
+        embeds = copied_by_length(self.model.shared, encoder, self.config, keep.sum(1), keep.shape[1])
+        return self.model.decoder(keep, encoder, inputs_embeds=embeds)
+
+    def _refine_pass(self, encoder: EncoderState, keep: torch.Tensor, tokens: torch.Tensor,
+                     states: torch.Tensor) -> torch.Tensor:
+        """Decoder states of a refinement pass reading ``tokens`` and the previous pass's ``states``."""
+        if self.refine_decoder is None:
+            decoder = self.model.decoder
+        else:  # the cached cross-attention keys/values belong to the first-pass decoder
+            decoder, encoder = self.refine_decoder, replace(encoder, cross_kv=None)
+        if not self.config.refine_reads_states:
+            return decoder(keep, encoder, tokens)
+        scale = self.config.d_model ** 0.5 if self.config.scale_embedding else 1.0
+        return decoder(keep, encoder, inputs_embeds=self.model.shared(tokens) * scale + states)
 
     # --- training -------------------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
@@ -70,15 +84,18 @@ class IterativeNATForConditionalGeneration(IterativeNATPreTrainedModel, NATGener
             return NATSeq2SeqLMOutput(length_logits=length_logits, encoder_last_hidden_state=encoder.hidden)
         targets, lengths = compact_targets(labels, self.config)
         keep = targets.ne(self.config.pad_token_id)
-        pass_losses, previous, logits = [], None, None
+        pass_losses, previous, states, logits = [], None, None, None
         for index in range(self.config.train_passes):
-            if index > 0:
+            if index == 0:
+                states = self._first_pass(encoder, keep)
+            else:
                 use_gold = uniform_noise(targets.shape[0], generator, targets.device) < self.config.corruption_prob
                 corrupted = corrupt_targets(targets, keep, self.config.corruption_token_prob,
                                             self.config.special_token_ids(), self.config.vocab_size,
                                             self.config.pad_token_id, generator)
                 previous = torch.where(use_gold[:, None], corrupted, previous)
-            logits = self.lm_head(self._pass(encoder, keep, previous, first=index == 0)[keep])
+                states = self._refine_pass(encoder, keep, previous, states)
+            logits = self.lm_head(states[keep])
             pass_losses.append(F.cross_entropy(logits.float(), targets[keep],
                                                label_smoothing=self.config.label_smoothing))
             predicted = best_content_tokens(logits.detach(), self.config.special_token_ids())[1]
@@ -95,17 +112,27 @@ class IterativeNATForConditionalGeneration(IterativeNATPreTrainedModel, NATGener
     # --- decoding hooks -------------------------------------------------------------------
     def _nat_initial_state(self, encoder: EncoderState, empty: torch.Tensor, options: dict) -> DecoderState:
         """Placeholders (mask tokens) at the top-``length_beam`` predicted lengths of each source."""
-        return length_beam_state(self.model.length_predictor(encoder), int(options["length_beam"]), empty,
-                                 self.config.mask_token_id, self.config.pad_token_id)
+        state = length_beam_state(self.model.length_predictor(encoder), int(options["length_beam"]), empty,
+                                  self.config.mask_token_id, self.config.pad_token_id)
+        states = encoder.hidden.new_zeros(*state.tokens.shape, self.config.d_model)
+        return replace(state, extras={**state.extras, "states": states})
 
     def _nat_refine_step(self, encoder: EncoderState, state: DecoderState, step: int, options: dict) -> DecoderState:
-        """One decoder pass rewriting every token (the first pass reads the copied source)."""
+        """One decoder pass rewriting every token (the first pass reads the copied source); the
+        pass's final states travel in ``extras["states"]`` to the next one."""
         keep = state.tokens.ne(self.config.pad_token_id)
-        scores, tokens = best_content_tokens(self.lm_head(self._pass(encoder, keep, state.tokens, first=step == 0)),
-                                             self.config.special_token_ids())
+        width = keep.shape[1]
+        if step == 0:
+            states = self._first_pass(encoder, keep)
+        else:
+            states = self._refine_pass(encoder, keep, state.tokens, state.extras["states"][:, :width])
+        scores, tokens = best_content_tokens(self.lm_head(states), self.config.special_token_ids())
+        extras = dict(state.extras)
+        # Kept as wide as the state it came from, so refined rows merge back into it.
+        extras["states"] = F.pad(states, (0, 0, 0, extras["states"].shape[1] - width))
         return DecoderState(tokens=tokens.masked_fill(~keep, self.config.pad_token_id),
                             scores=scores.masked_fill(~keep, 0.0), source_index=state.source_index,
-                            extras=state.extras)
+                            extras=extras)
 
     def _nat_candidate_scores(self, state: DecoderState) -> torch.Tensor:
         return length_aware_scores(state, self.config.pad_token_id)

@@ -58,6 +58,14 @@ class NATPreTrainedModel(PreTrainedModel):
             raise OSError(f"corrupt or unreadable weights in {pretrained_model_name_or_path} "
                           f"(model.safetensors): {error}") from error
 
+    def post_init(self):
+        """``PreTrainedModel.post_init``, after dropping the weight ties of optional submodules
+        that this configuration leaves out (attributes set to None)."""
+        if self._tied_weights_keys:
+            self._tied_weights_keys = {target: source for target, source in self._tied_weights_keys.items()
+                                       if getattr(self, target.split(".")[0], None) is not None}
+        super().post_init()
+
     def get_input_embeddings(self) -> nn.Embedding:
         """The shared token embedding (of the backbone under ``self.model``)."""
         return self.model.get_input_embeddings()
