@@ -18,6 +18,17 @@ def assert_batch_size_invariant(model, tokenizer, sentences: list[str], singles:
     assert [decode(model, tokenizer, [s], **options)[0] for s in sentences[:singles]] == batched[:singles]
 
 
+def assert_insertion_penalty_lengthens(model, tokenizer, sentences: list[str]) -> None:
+    """Edit families: a positive ``insertion_penalty`` makes "no insertion" less likely, so the
+    outputs grow; a negative one shrinks them."""
+    batch = tokenizer(sentences, return_tensors="pt", padding=True)
+
+    def total_length(penalty: float) -> int:
+        return int(model.generate(**batch, insertion_penalty=penalty).ne(model.config.pad_token_id).sum())
+
+    assert total_length(-50.0) < total_length(0.0) < total_length(50.0)
+
+
 def assert_round_trip_pipeline_and_export(model, tokenizer, sentences: list[str], tmp_path: Path, base_class: str,
                                           options: dict, files: set[str] = frozenset()) -> None:
     """save_pretrained → AutoModelForSeq2SeqLM gives identical outputs; the pipeline turns an

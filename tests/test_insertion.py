@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from hf_nat import InsertionTransformerConfig, InsertionTransformerForConditionalGeneration
-from tests.family_checks import assert_batch_size_invariant, assert_round_trip_pipeline_and_export
+from tests.family_checks import (assert_batch_size_invariant, assert_insertion_penalty_lengthens,
+                                 assert_round_trip_pipeline_and_export)
 from tests.toy import exact_match, toy_batch, toy_sentences, toy_shape, toy_tokenizer, train_toy_model
 
 
@@ -70,3 +71,8 @@ def test_insertion_batch_invariance_round_trip_and_export(toy_tree, tmp_path):
     assert_batch_size_invariant(model, tokenizer, sentences)
     assert_round_trip_pipeline_and_export(model, tokenizer, sentences[:6], tmp_path, "InsertionTransformerModel",
                                           {"max_iterations": 3}, {"modeling_insertion.py", "nat_editing.py"})
+
+
+def test_insertion_penalty_lengthens_outputs(toy_tree):
+    model, tokenizer, sentences, _ = toy_tree
+    assert_insertion_penalty_lengthens(model, tokenizer, sentences[:8])

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from hf_nat import LevenshteinConfig, LevenshteinTransformerForConditionalGeneration
-from tests.family_checks import assert_batch_size_invariant, assert_round_trip_pipeline_and_export
+from tests.family_checks import (assert_batch_size_invariant, assert_insertion_penalty_lengthens,
+                                 assert_round_trip_pipeline_and_export)
 from tests.toy import exact_match, toy_batch, toy_sentences, toy_shape, toy_tokenizer, train_toy_model
 
 
@@ -77,3 +78,8 @@ def test_levt_without_its_own_insertion_decoder_trains_saves_and_loads(tmp_path)
     loaded = LevenshteinTransformerForConditionalGeneration.from_pretrained(tmp_path)
     batch = tokenizer(toy_sentences(4, seed=7), return_tensors="pt", padding=True)
     assert torch.equal(loaded.generate(**batch), model.generate(**batch))
+
+
+def test_insertion_penalty_lengthens_outputs(toy_levt):
+    model, tokenizer, sentences, _ = toy_levt
+    assert_insertion_penalty_lengthens(model, tokenizer, sentences[:8])

@@ -37,8 +37,8 @@ class InsertionTransformerForConditionalGeneration(InsertionTransformerPreTraine
 
     Decoding options: ``max_iterations`` (insertion rounds; a balanced model needs about
     log2(n) + 1), ``adaptive`` (stop a sentence once nothing is inserted), ``insertion_penalty``
-    (a slot inserts only if its best token's log-probability minus the penalty beats "no
-    insertion"), ``max_length_ratio`` (at most ⌊ratio · source length⌋ + 5 tokens).
+    (subtracted from the log-probability of "no insertion", as in the Levenshtein Transformer:
+    > 0 gives longer outputs), ``max_length_ratio`` (at most ⌊ratio · source length⌋ + 5 tokens).
     """
 
     _tied_weights_keys = {"lm_head.weight": "model.shared.weight"}
@@ -116,7 +116,7 @@ class InsertionTransformerForConditionalGeneration(InsertionTransformerPreTraine
         token_log_probs = log_probs[..., :-1].clone()
         token_log_probs[..., c.special_token_ids()] = float("-inf")
         best_scores, best_tokens = token_log_probs.max(-1)
-        insert = (best_scores - float(options["insertion_penalty"]) > log_probs[..., -1]) & real[:, :-1] & real[:, 1:]
+        insert = (best_scores > log_probs[..., -1] - float(options["insertion_penalty"])) & real[:, :-1] & real[:, 1:]
         caps = length_caps(encoder.keep, float(options["max_length_ratio"]), c.max_position_embeddings)
         counts = cap_insertions(insert.long(), self._content(bounded).sum(1), caps)
         chosen = counts.bool()
