@@ -33,7 +33,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--tgt", required=True)
     p.add_argument("--split", default="val")
     p.add_argument("--option", required=True, help="the generate() option to vary")
-    p.add_argument("--values", type=float, nargs="+", required=True)
+    p.add_argument("--values", type=json.loads, nargs="+", required=True, help="JSON values, e.g. 0 0.5 2")
     p.add_argument("--fixed", type=json.loads, default={}, help="other generate() options (JSON)")
     p.add_argument("--output", required=True, help="path prefix of the .json / .md results")
     p.add_argument("--threads", type=int, default=1)
