@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 
@@ -41,7 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def sweep(args: argparse.Namespace) -> dict:
+def sweep(args: argparse.Namespace, argv: list[str]) -> dict:
     """Decode the split once per value; return the rows and the value with the best BLEU."""
     sources, references = read_test_pairs(args.data_dir, args.split, args.src, args.tgt)
     lm = load_model(args.model, "cpu")
@@ -59,7 +60,7 @@ def sweep(args: argparse.Namespace) -> dict:
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     return {"model": args.model, "split": args.split, "option": args.option, "fixed": args.fixed,
             "rows": rows, "best_value": best["value"], "commit": commit,
-            "command": " ".join(["python", "training/sweep_decoding.py", *sys.argv[1:]])}
+            "command": shlex.join(["python", "training/sweep_decoding.py", *argv])}
 
 
 def write(report: dict, prefix: str) -> None:
@@ -80,10 +81,11 @@ def write(report: dict, prefix: str) -> None:
         f.write("\n".join(lines) + "\n")
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    write(sweep(args), args.output)
+    write(sweep(args, argv), args.output)
 
 
 if __name__ == "__main__":
