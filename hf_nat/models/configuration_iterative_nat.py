@@ -4,8 +4,8 @@ from .configuration_nat import NATConfig
 
 
 class IterativeNATConfig(NATConfig):
-    """Iterative refinement NAT: a first pass reads the uniformly copied source, later passes read
-    the previous pass's tokens, all through one shared non-causal decoder.
+    """Iterative refinement NAT: a first non-causal decoder pass reads the uniformly copied source,
+    later passes read the previous pass's output.
 
     As in the paper, refinement passes run their own decoder (``separate_refine_decoder``; False
     shares the first pass's) and read the embeddings of the previous pass's tokens plus that pass's
