@@ -1,8 +1,8 @@
 """Iterative refinement NAT (Lee et al., 2018): what makes this family different.
 
 The first decoder pass reads the source embeddings uniformly copied to the predicted length; every
-later pass, through the refinement decoder, reads the previous pass's tokens (and final states) and
-rewrites all of them (the length stays fixed). Training unrolls the passes and sums their losses,
+later pass reads the previous pass's tokens (optionally also its final states, through a decoder of
+its own) and rewrites all of them (the length stays fixed). Training unrolls the passes and sums their losses,
 feeding refinement passes either the previous output or the gold target with denoising corruption
 (replace / repeat / swap).
 """
