@@ -5,7 +5,7 @@
 # iterative refinement NAT (the default and Lee et al.'s variant), the Levenshtein Transformer, the Insertion
 # Transformer with its binary-tree and uniform losses; then one benchmark per group against the same AR teacher.
 #
-#   training/recipe_families.sh cpu [RUNS_DIR]   # same size as the CMLM recipe, 44 minutes per model
+#   training/recipe_families.sh cpu [RUNS_DIR]   # same size as the CMLM recipe, 44 minutes per model (66 iterative)
 #   training/recipe_families.sh gpu [RUNS_DIR]
 #
 # Like recipe_multi30k.sh, every finished step is skipped and trainings resume, so running the
