@@ -23,7 +23,7 @@ from .nat_copy import (copied_by_length, copyable_source, fertility_copy_index, 
 from .nat_generation import (DecoderState, NATGenerationMixin, best_tokens_of_states, length_aware_scores,
                              length_beam_state, mean_token_scores)
 from .nat_glancing import GlancingMixin
-from .nat_layers import EncoderState, uniform_noise
+from .nat_layers import EncoderState, distinct_per_source, uniform_noise
 
 
 class FertilityNATPreTrainedModel(NATPreTrainedModel):
@@ -201,10 +201,8 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
             source_index = torch.arange(empty.shape[0], device=empty.device).repeat_interleave(samples)
             if samples > 1:
                 # Samples often repeat a fertility sequence; each distinct one is decoded once.
-                distinct, inverse = torch.unique(torch.cat([source_index[:, None], fertility], 1), dim=0,
-                                                 return_inverse=True)
-                state = self._decode_fertilities(encoder.select(distinct[:, 0]), distinct[:, 1:], distinct[:, 0])
-                return state.select(inverse)
+                sources, distinct, inverse = distinct_per_source(source_index, fertility)
+                return self._decode_fertilities(encoder.select(sources), distinct, sources).select(inverse)
             return self._decode_fertilities(encoder, fertility, source_index)
         state = length_beam_state(self.model.length_predictor(encoder), int(options["length_beam"]), empty,
                                   self.config.mask_token_id, self.config.pad_token_id)

@@ -60,16 +60,16 @@ class IterativeNATForConditionalGeneration(IterativeNATPreTrainedModel, NATGener
         return self.model.decoder(keep, encoder, inputs_embeds=embeds)
 
     def _refine_pass(self, encoder: EncoderState, keep: torch.Tensor, tokens: torch.Tensor,
-                     states: torch.Tensor) -> torch.Tensor:
-        """Decoder states of a refinement pass reading ``tokens`` and the previous pass's ``states``."""
+                     states: torch.Tensor | None) -> torch.Tensor:
+        """Decoder states of a refinement pass reading ``tokens`` (and, with ``refine_reads_states``,
+        the previous pass's ``states``)."""
         if self.refine_decoder is None:
             decoder = self.model.decoder
         else:  # the cached cross-attention keys/values belong to the first-pass decoder
             decoder, encoder = self.refine_decoder, replace(encoder, cross_kv=None)
         if not self.config.refine_reads_states:
             return decoder(keep, encoder, tokens)
-        scale = self.config.d_model ** 0.5 if self.config.scale_embedding else 1.0
-        return decoder(keep, encoder, inputs_embeds=self.model.shared(tokens) * scale + states)
+        return decoder(keep, encoder, inputs_embeds=decoder.embed.embed_tokens(tokens) * decoder.embed.scale + states)
 
     # --- training -------------------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
@@ -114,22 +114,26 @@ class IterativeNATForConditionalGeneration(IterativeNATPreTrainedModel, NATGener
         """Placeholders (mask tokens) at the top-``length_beam`` predicted lengths of each source."""
         state = length_beam_state(self.model.length_predictor(encoder), int(options["length_beam"]), empty,
                                   self.config.mask_token_id, self.config.pad_token_id)
+        if not self.config.refine_reads_states:
+            return state
         states = encoder.hidden.new_zeros(*state.tokens.shape, self.config.d_model)
         return replace(state, extras={**state.extras, "states": states})
 
     def _nat_refine_step(self, encoder: EncoderState, state: DecoderState, step: int, options: dict) -> DecoderState:
-        """One decoder pass rewriting every token (the first pass reads the copied source); the
-        pass's final states travel in ``extras["states"]`` to the next one."""
+        """One decoder pass rewriting every token (the first pass reads the copied source). With
+        ``refine_reads_states`` the pass's final states travel in ``extras["states"]`` to the next one."""
         keep = state.tokens.ne(self.config.pad_token_id)
         width = keep.shape[1]
+        carried = state.extras.get("states")
         if step == 0:
             states = self._first_pass(encoder, keep)
         else:
-            states = self._refine_pass(encoder, keep, state.tokens, state.extras["states"][:, :width])
+            states = self._refine_pass(encoder, keep, state.tokens, None if carried is None else carried[:, :width])
         scores, tokens = best_content_tokens(self.lm_head(states), self.config.special_token_ids())
-        extras = dict(state.extras)
-        # Kept as wide as the state it came from, so refined rows merge back into it.
-        extras["states"] = F.pad(states, (0, 0, 0, extras["states"].shape[1] - width))
+        extras = state.extras
+        if carried is not None:
+            # Kept as wide as the state it came from, so refined rows merge back into it.
+            extras = {**extras, "states": F.pad(states, (0, 0, 0, carried.shape[1] - width))}
         return DecoderState(tokens=tokens.masked_fill(~keep, self.config.pad_token_id),
                             scores=scores.masked_fill(~keep, 0.0), source_index=state.source_index,
                             extras=extras)

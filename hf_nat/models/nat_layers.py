@@ -38,6 +38,14 @@ def left_align(tokens: torch.Tensor, keep: torch.Tensor, pad_token_id: int) -> t
     return out.masked_fill(positions[None, :] >= lengths[:, None], pad_token_id)
 
 
+def distinct_per_source(source_index: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                  torch.Tensor]:
+    """Drop repeats of a row within the same source: (distinct source_index, distinct rows, inverse),
+    with ``distinct[inverse]`` giving back every original row."""
+    distinct, inverse = torch.unique(torch.cat([source_index[:, None], rows], 1), dim=0, return_inverse=True)
+    return distinct[:, 0], distinct[:, 1:], inverse
+
+
 def padding_to_attn_mask(keep: torch.Tensor) -> torch.Tensor:
     """Turn a (B, S) bool "is a real token" mask into the (B, 1, 1, S) mask SDPA broadcasts."""
     return keep[:, None, None, :]

@@ -9,6 +9,8 @@ occurs several times for the same source scored once.
 import torch
 from transformers.modeling_outputs import BaseModelOutput
 
+from .nat_layers import distinct_per_source
+
 _LOGITS_PER_CHUNK = 2 ** 26  # 256 MiB of float32 logits per scoring pass
 
 
@@ -49,8 +51,7 @@ def rescore_candidates(rescorer, input_ids: torch.Tensor, attention_mask: torch.
     """
     device = rescorer.device
     # Noisy parallel decoding often draws the same hypothesis many times: score each once.
-    distinct, inverse = torch.unique(torch.cat([source_index[:, None], candidates], 1), dim=0, return_inverse=True)
-    source_index, candidates = distinct[:, 0], distinct[:, 1:]
+    source_index, candidates, inverse = distinct_per_source(source_index, candidates)
     labels = with_eos(candidates, pad_token_id, eos_token_id).to(device)
     start = torch.full_like(labels[:, :1], rescorer.config.decoder_start_token_id)
     decoder_input_ids = torch.cat([start, labels[:, :-1]], dim=1)
