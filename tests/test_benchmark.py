@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 import torch
 
+from hf_nat.provenance import model_fingerprint
+
 _BENCH_PATH = Path(__file__).resolve().parents[1] / "training" / "benchmark.py"
 _spec = importlib.util.spec_from_file_location("nat_benchmark", _BENCH_PATH)
 bench = importlib.util.module_from_spec(_spec)
@@ -205,6 +207,13 @@ def test_run_benchmark(tiny_setup: dict[str, str]) -> None:
 
     md = open(os.path.join(out, "results.md"), encoding="utf-8").read()
     assert "| tiny-marian | greedy |" in md and "| copy-nat | T=4 lb=3 |" in md
+
+    # Each row names the folder it measured and that folder's fingerprint; the stand-in has no folder.
+    fingerprint = model_fingerprint(tiny_setup["model"])
+    assert [(r["model_path"], r["model_fingerprint"]) for r in rows] == \
+        [(tiny_setup["model"], fingerprint)] * 2 + [("copy-nat", None)] * 3
+    assert f"- model tiny-marian: `{tiny_setup['model']}`, fingerprint `{fingerprint}`" in md
+    assert "- model copy-nat: `copy-nat`, fingerprint `not recorded`" in md
 
 
 def test_settings_per_family(tiny_setup: dict[str, str], tmp_path) -> None:

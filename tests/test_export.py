@@ -1,20 +1,25 @@
 """training/export.py: a Hub folder that loads without hf_nat, an honest model card, a safe push."""
 
+import gzip
 import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import huggingface_hub
 import pytest
+import torch
 from huggingface_hub import HfApi, ModelCard
 from transformers.dynamic_module_utils import get_imports, get_relative_imports
 
-from tests.toy import toy_ar_model
-from training import export
+from hf_nat import CMLMForConditionalGeneration
+from hf_nat.provenance import FingerprintChangedError, load_fingerprinted, model_fingerprint
+from tests.toy import toy_ar_model, toy_config
+from training import benchmark, export
 
 DECODE_OPTIONS = {"max_iterations": 4, "length_beam": 2}
 
@@ -85,6 +90,11 @@ def snapshot(folder: Path) -> dict:
 
 def section(card_text: str, title: str) -> str:
     return card_text.split(f"## {title}", 1)[1].split("\n## ", 1)[0]
+
+
+def metadata(card_text: str) -> str:
+    """The card's YAML header."""
+    return card_text.split("---\n", 2)[1]
 
 
 # --- the exported folder ---------------------------------------------------------------------------
@@ -173,23 +183,30 @@ def test_card_without_results_says_metrics_are_missing(exported):
     assert 'trust_remote_code=True' in text and 'pipeline("translation"' in text and "import hf_nat" not in text
 
 
+OTHER_FINGERPRINT = "sha256:" + "b" * 64
+
+
 def synthetic_results(model_dir: Path) -> dict:
+    """Results as training/benchmark.py writes them: an AR baseline, two settings of the model in
+    ``model_dir`` (with its fingerprint) and one of another model ``other/best``."""
     nan = float("nan")
     base = dict(n_sentences=3, latency_ms_p90=1.0, latency_sentences=3, decode_seconds=1.0, extra={},
                 iterations_unit="refinement iterations", hyps_file="h.txt")
+    own = dict(model="run/best", model_path=str(model_dir), model_fingerprint=model_fingerprint(model_dir))
     rows = [
-        dict(base, model="ar/best", model_path="runs/ar/best", kind="ar", setting={"num_beams": 1}, label="greedy",
+        dict(base, model="ar/best", model_path="runs/ar/best", model_fingerprint="sha256:" + "a" * 64, kind="ar",
+             setting={"num_beams": 1}, label="greedy",
              bleu=31.25, chrf=58.5, latency_ms_median=50.0, sents_per_s=100.0, speedup=1.0, throughput_ratio=1.0,
              mean_iterations=16.5, repetition_rate=0.125),
-        dict(base, model="run/best", model_path=str(model_dir), kind="nat",
+        dict(base, **own, kind="nat",
              setting={"max_iterations": 1, "length_beam": 1}, label="T=1 lb=1", bleu=16.125, chrf=43.75,
              latency_ms_median=10.0, sents_per_s=300.0, speedup=5.0625, throughput_ratio=3.0, mean_iterations=1.0,
              repetition_rate=0.25),
-        dict(base, model="run/best", model_path=str(model_dir), kind="nat",
+        dict(base, **own, kind="nat",
              setting={"max_iterations": 4, "length_beam": 3}, label="T=4 lb=3", bleu=21.375, chrf=49.875,
              latency_ms_median=nan, sents_per_s=120.0, speedup=nan, throughput_ratio=1.2, mean_iterations=4.0,
              repetition_rate=0.1),
-        dict(base, model="other/best", model_path="runs/other/best", kind="nat",
+        dict(base, model="other/best", model_path="runs/other/best", model_fingerprint=OTHER_FINGERPRINT, kind="nat",
              setting={"max_iterations": 1, "length_beam": 1}, label="T=1 lb=1", bleu=87.654, chrf=76.543,
              latency_ms_median=9.0, sents_per_s=310.0, speedup=5.4321, throughput_ratio=3.1, mean_iterations=1.0,
              repetition_rate=0.2),
@@ -229,13 +246,149 @@ def test_card_model_index_holds_exactly_the_measured_numbers(model_dir, tmp_path
 def test_model_key_selects_rows_and_an_unknown_key_gives_a_card_without_metrics(model_dir, tmp_path):
     results = tmp_path / "results.json"
     results.write_text(json.dumps(synthetic_results(model_dir)))
-    out = export.export_model(model_dir, tmp_path / "other", results=results, model_key="other/best")
-    assert {r.metric_value for r in ModelCard.load(out / "README.md").data.eval_results} == {87.654, 76.543, 5.4321}
+    out = export.export_model(model_dir, tmp_path / "own", results=results, model_key="run/best")
+    assert {r.metric_value for r in ModelCard.load(out / "README.md").data.eval_results} == \
+        {16.125, 43.75, 5.0625, 21.375, 49.875}
+    with pytest.raises(export.ResultsOfAnotherModelError, match="other/best"):
+        export.export_model(model_dir, tmp_path / "other", results=results, model_key="other/best")
+    assert not (tmp_path / "other").exists()
     with pytest.warns(UserWarning, match="no rows"):
         out = export.export_model(model_dir, tmp_path / "none", results=results, model_key="missing/best")
     text = (out / "README.md").read_text()
     assert ModelCard.load(out / "README.md").data.eval_results is None
     assert "No benchmark results are available" in text and "31.25" not in text
+
+
+# --- fingerprints: the benchmark's numbers belong to the model measured ----------------------------------
+def copy_folder(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target)
+    return target
+
+
+def test_fingerprint_follows_weights_and_model_config_not_bookkeeping(model_dir, exported, tmp_path):
+    fingerprint = model_fingerprint(model_dir)
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", fingerprint)
+    # The export adds auto_map and custom_pipelines and saves the same weights again: same model.
+    assert model_fingerprint(exported) == fingerprint
+    assert model_fingerprint(copy_folder(model_dir, tmp_path / "copy")) == fingerprint
+
+    one_byte = copy_folder(model_dir, tmp_path / "one_byte")
+    weights = bytearray((one_byte / "model.safetensors").read_bytes())
+    weights[-1] ^= 1
+    (one_byte / "model.safetensors").write_bytes(bytes(weights))
+    assert model_fingerprint(one_byte) != fingerprint
+
+    deeper = copy_folder(model_dir, tmp_path / "deeper")
+    config = json.loads((deeper / "config.json").read_text())
+    (deeper / "config.json").write_text(json.dumps({**config, "decoder_layers": config["decoder_layers"] + 1}))
+    assert model_fingerprint(deeper) != fingerprint
+
+    no_weights = copy_folder(model_dir, tmp_path / "no_weights")
+    (no_weights / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="no weights"):
+        model_fingerprint(no_weights)
+
+
+def test_a_folder_that_changes_while_loading_has_no_fingerprint(model_dir, tmp_path):
+    folder = copy_folder(model_dir, tmp_path / "best")
+
+    def load_while_training_saves(path):
+        config = json.loads((path / "config.json").read_text())
+        (path / "config.json").write_text(json.dumps({**config, "dropout": 0.5}))
+        return "loaded"
+
+    with pytest.raises(FingerprintChangedError, match="changed while it was being loaded"):
+        load_fingerprinted(folder, load_while_training_saves)
+    assert load_fingerprinted(model_dir, lambda path: "loaded") == ("loaded", model_fingerprint(model_dir))
+
+
+@pytest.fixture(scope="module")
+def benchmarked(model_dir, toy, tmp_path_factory):
+    """training/benchmark.py run on the toy model and on another (untrained) CMLM, against a toy AR baseline."""
+    root = tmp_path_factory.mktemp("benchmarked")
+    torch.manual_seed(1)
+    other_dir = root / "other" / "best"
+    CMLMForConditionalGeneration(toy_config(toy.tokenizer)).save_pretrained(other_dir)
+    toy.tokenizer.save_pretrained(other_dir)
+    ar_dir = root / "ar" / "best"
+    toy_ar_model(toy.tokenizer).save_pretrained(ar_dir)
+    toy.tokenizer.save_pretrained(ar_dir)
+    data = root / "data"
+    data.mkdir()
+    for lang in ("en", "de"):  # the copy task: target = source
+        with gzip.open(data / f"test.{lang}.gz", "wt", encoding="utf-8") as f:
+            f.write("\n".join(toy.test_sentences[:6]) + "\n")
+    results = benchmark.run_benchmark(
+        models=[str(model_dir), str(other_dir)], baseline=str(ar_dir), data_dir=str(data), src="en", tgt="de",
+        split="test", output_dir=str(root / "results"), settings=[{"max_iterations": 2, "length_beam": 1}],
+        ar_settings=[{"num_beams": 1}], latency_sentences=2, warmup=0, command="pytest")
+    key = {r["model_path"]: r["model"] for r in results["rows"]}
+    return {"results": root / "results" / "results.json", "rows": results["rows"], "other_dir": other_dir,
+            "own_key": key[str(model_dir)], "other_key": key[str(other_dir)]}
+
+
+def cli_export(model_dir: Path, output: Path, results: Path, model_key: str, *extra: str) -> Path:
+    return export.main(["--model", str(model_dir), "--output_dir", str(output), "--results", str(results),
+                        "--model_key", model_key, *extra])
+
+
+def test_export_with_the_models_own_benchmark_puts_its_numbers_in_model_index(model_dir, benchmarked, tmp_path):
+    own = [r for r in benchmarked["rows"] if r["model_path"] == str(model_dir)]
+    assert own and {r["model_fingerprint"] for r in own} == {model_fingerprint(model_dir)}
+    out = cli_export(model_dir, tmp_path / "export", benchmarked["results"], benchmarked["own_key"])
+    card = ModelCard.load(out / "README.md")
+    claimed = {(r.metric_type, r.metric_value) for r in card.data.eval_results}
+    assert claimed >= {("bleu", own[0]["bleu"]), ("chrf", own[0]["chrf"])}
+    evaluation = section((out / "README.md").read_text(), "Evaluation")
+    assert "on this very model" in evaluation and "another model" not in evaluation
+    assert model_fingerprint(model_dir) in (out / "README.md").read_text()
+
+
+def test_cli_refuses_another_models_numbers_and_writes_nothing(model_dir, benchmarked, tmp_path):
+    output = tmp_path / "export"
+    with pytest.raises(SystemExit) as refused:
+        cli_export(model_dir, output, benchmarked["results"], benchmarked["other_key"])
+    message = str(refused.value.code)
+    assert "measured on another model" in message and str(benchmarked["other_dir"]) in message
+    assert model_fingerprint(model_dir) in message and model_fingerprint(benchmarked["other_dir"]) in message
+    assert "--allow_results_of_another_model" in message
+    assert not output.exists() and not output.with_name("export.tmp").exists()
+    occupied = tmp_path / "occupied"
+    occupied.mkdir()
+    (occupied / "keep.txt").write_text("mine")
+    with pytest.raises(SystemExit, match="measured on another model"):
+        cli_export(model_dir, occupied, benchmarked["results"], benchmarked["other_key"], "--overwrite")
+    assert [p.name for p in occupied.iterdir()] == ["keep.txt"]
+
+
+def test_allowing_another_models_numbers_states_it_and_keeps_them_out_of_model_index(model_dir, benchmarked,
+                                                                                    tmp_path):
+    out = cli_export(model_dir, tmp_path / "export", benchmarked["results"], benchmarked["other_key"],
+                     "--allow_results_of_another_model")
+    text = (out / "README.md").read_text()
+    assert ModelCard.load(out / "README.md").data.eval_results is None and "model-index" not in metadata(text)
+    evaluation = section(text, "Evaluation")
+    assert "These numbers were measured on another model, not on this one." in evaluation
+    assert model_fingerprint(benchmarked["other_dir"]) in evaluation and model_fingerprint(model_dir) in evaluation
+    other = next(r for r in benchmarked["rows"] if r["model"] == benchmarked["other_key"])
+    assert f"| {benchmarked['other_key']} (another model) | {other['label']} | {other['bleu']:.2f} |" in evaluation
+    assert "(this model)" not in evaluation and "on this very model" not in evaluation
+
+
+def test_results_without_fingerprints_are_refused_unless_allowed(model_dir, benchmarked, tmp_path):
+    old = json.loads(benchmarked["results"].read_text())
+    for row in old["rows"]:
+        del row["model_fingerprint"]
+    old_results = tmp_path / "old_results.json"
+    old_results.write_text(json.dumps(old))
+    with pytest.raises(export.ResultsOfAnotherModelError, match="record no fingerprint"):
+        export.export_model(model_dir, tmp_path / "export", results=old_results, model_key=benchmarked["own_key"])
+    assert not (tmp_path / "export").exists()
+    out = export.export_model(model_dir, tmp_path / "export", results=old_results, model_key=benchmarked["own_key"],
+                              allow_results_of_another_model=True)
+    text = (out / "README.md").read_text()
+    assert ModelCard.load(out / "README.md").data.eval_results is None and "model-index" not in metadata(text)
+    assert "These numbers cannot be traced to this model" in section(text, "Evaluation")
 
 
 # --- bad input ------------------------------------------------------------------------------------------

@@ -9,6 +9,10 @@ A NAT setting may hold ``"rescore": true``: its candidates (length beam, samples
 by the baseline's teacher-forced log-likelihood (``generate(..., rescorer=baseline)``), and the
 rescoring cost is part of the measured time.
 
+Every row records the folder it measured and that folder's content fingerprint
+(``hf_nat.provenance.model_fingerprint``), so the numbers can be traced to the exact weights;
+``training/export.py`` refuses to put them on the card of any other model.
+
 Example::
 
     python training/benchmark.py --models runs/cmlm --baseline runs/marian \\
@@ -44,6 +48,7 @@ if _REPO_ROOT not in sys.path:
 
 import hf_nat  # noqa: E402,F401  (registers the NAT families with the Auto classes)
 from hf_nat.metrics import corpus_scores  # noqa: E402
+from hf_nat.provenance import load_fingerprinted  # noqa: E402
 
 DEFAULT_NAT_SETTINGS: list[dict[str, Any]] = [
     {"max_iterations": t, "length_beam": lb} for t in (1, 4, 10) for lb in (1, 5)
@@ -55,13 +60,17 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 
 @dataclass
 class LoadedModel:
-    """A model ready to decode, with its tokenizer and kind."""
+    """A model ready to decode, with its tokenizer, kind and the fingerprint of the folder it came from.
+
+    ``fingerprint`` is None for a model that was not loaded from a saved folder.
+    """
 
     name: str
     path: str
     model: Any
     tokenizer: Any
     is_nat: bool
+    fingerprint: str | None = None
 
 
 @dataclass
@@ -85,6 +94,7 @@ class Row:
 
     model: str
     model_path: str
+    model_fingerprint: str | None
     kind: str
     setting: dict[str, Any]
     label: str
@@ -130,11 +140,13 @@ def read_test_pairs(
 
 
 def load_model(path: str, device: str, dtype: str = "float32") -> LoadedModel:
-    """Load a seq2seq model folder (AR or NAT) and its tokenizer for inference."""
+    """Load a seq2seq model folder (AR or NAT) and its tokenizer for inference, with its fingerprint."""
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForSeq2SeqLM.from_pretrained(path)
+    def load(folder: str) -> tuple[Any, Any]:
+        return AutoTokenizer.from_pretrained(folder), AutoModelForSeq2SeqLM.from_pretrained(folder)
+
+    (tokenizer, model), fingerprint = load_fingerprinted(path, load)
     model.to(device=device, dtype=_DTYPES[dtype]).eval()
     return LoadedModel(
         name=os.path.basename(os.path.normpath(path)),
@@ -142,6 +154,7 @@ def load_model(path: str, device: str, dtype: str = "float32") -> LoadedModel:
         model=model,
         tokenizer=tokenizer,
         is_nat=bool(getattr(model, "is_nat", False)),
+        fingerprint=fingerprint,
     )
 
 
@@ -448,7 +461,8 @@ def run_benchmark(
     model names or family names (``config.model_type``) to lists, the list of
     their name, else of their family);
     AR models (the baseline included) every dict of ``ar_settings``, and the
-    baseline always runs greedy, the reference of every speed ratio.
+    baseline always runs greedy, the reference of every speed ratio. Each row
+    records the model's folder and the fingerprint ``loader`` gave it.
     """
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -503,6 +517,7 @@ def run_benchmark(
                 Row(
                     model=name,
                     model_path=path,
+                    model_fingerprint=lm.fingerprint,
                     kind=kind,
                     setting=dict(setting),
                     label=label,
@@ -553,6 +568,13 @@ def run_benchmark(
 # ------------------------------------------------------------------------ output
 
 
+def measured_models_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """One markdown list item per model of ``rows``: its name, folder and fingerprint."""
+    models = dict.fromkeys((r["model"], r["model_path"], r.get("model_fingerprint")) for r in rows)
+    return [f"- model {name}: `{path}`, fingerprint `{fingerprint or 'not recorded'}`"
+            for name, path, fingerprint in models]
+
+
 def format_markdown(results: dict[str, Any]) -> str:
     """Markdown report: a few metadata lines and one table row per (model, setting)."""
     m = results["metadata"]
@@ -566,6 +588,7 @@ def format_markdown(results: dict[str, Any]) -> str:
         f"- latency: batch 1, first {m['latency_sentences']} sentences; "
         f"throughput: batch {m['batch_size']}, whole split",
         f"- command: `{m['command']}`",
+        *measured_models_lines(results["rows"]),
         "",
         f"| model | setting | BLEU | chrF | latency ms (median / p90) | speedup × "
         f"| sents/s (b{m['batch_size']}) | throughput × | mean iterations | repetition % | leftover specials |",

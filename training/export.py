@@ -10,10 +10,16 @@ AutoModelForSeq2SeqLM, ``custom_pipelines["translation"]``), the flat modeling c
 tokenizer, ``generation_config.json`` with the family's decoding defaults, and a README model card
 rendered from ``model_cards/nat_translation.md`` with the benchmark results (never invented ones).
 
+The benchmark rows must have been measured on this very model: their recorded fingerprint
+(``hf_nat.provenance.model_fingerprint``) must equal the exported folder's. Rows of another model,
+or rows without a fingerprint (older benchmarks), are refused; with
+``--allow_results_of_another_model`` they appear in the card's prose and table, marked as another
+model's, and never in its ``model-index`` metadata.
+
 Example::
 
     python training/export.py --model runs/cmlm_en_de/best --output_dir exports/cmlm_en_de \\
-        --results results/multi30k_en_de_cpu/results.json --model_key cmlm_en_de/best \\
+        --results results/cmlm_en_de_cpu/results.json --model_key cmlm_en_de/best \\
         --training_summary runs/cmlm_en_de/summary.json [--push USER/cmlm-en-de] [--private]
 """
 
@@ -43,6 +49,7 @@ from transformers.dynamic_module_utils import get_imports, get_relative_import_f
 
 import hf_nat  # noqa: E402  (registers the families with the Auto classes)
 from hf_nat import NATTranslationPipeline  # noqa: E402
+from hf_nat.provenance import load_fingerprinted  # noqa: E402
 
 CARD_TEMPLATE = _REPO_ROOT / "model_cards" / "nat_translation.md"
 AUTO_CLASSES = ("AutoConfig", "AutoModel", "AutoModelForSeq2SeqLM")
@@ -179,6 +186,33 @@ def select_rows(results: dict | None, model_dir: str | os.PathLike, model_key: s
     return [r for r in rows if _same_path(r.get("model_path", ""), model_dir)]
 
 
+class ResultsOfAnotherModelError(ValueError):
+    """The benchmark rows chosen for a card cannot be shown to have measured the exported model."""
+
+
+def measured_models(rows: Sequence[dict]) -> list[dict]:
+    """The distinct models that ``rows`` measured: ``{"path", "fingerprint"}`` each, fingerprint None
+    where the benchmark recorded none."""
+    pairs = dict.fromkeys((r.get("model_path", "?"), r.get("model_fingerprint")) for r in rows)
+    return [{"path": path, "fingerprint": fingerprint} for path, fingerprint in pairs]
+
+
+def results_mismatch(rows: Sequence[dict], fingerprint: str) -> str | None:
+    """Why ``rows`` may not be claimed as results of the model with ``fingerprint``; None when they may.
+
+    They may only if every row recorded exactly this fingerprint.
+    """
+    measured = measured_models(rows)
+    others = [m for m in measured if m["fingerprint"] and m["fingerprint"] != fingerprint]
+    if others:
+        return "they were measured on another model: " + ", ".join(
+            f"{m['path']} (fingerprint {m['fingerprint']})" for m in others)
+    if any(not m["fingerprint"] for m in measured):
+        return ("they record no fingerprint of the model measured (written by a training/benchmark.py older "
+                "than model fingerprints), so they cannot be traced to this model")
+    return None
+
+
 def baseline_rows(results: dict | None) -> list[dict]:
     """The autoregressive rows of ``results`` (the baseline that speed ratios refer to)."""
     return [r for r in results["rows"] if r.get("kind") == "ar"] if results else []
@@ -214,11 +248,11 @@ def eval_results(rows: Sequence[dict], dataset: dict, baseline_label: str) -> li
     return results
 
 
-def _table_row(row: dict) -> dict:
+def _table_row(row: dict, nat_kind: str) -> dict:
     iterations = _fmt(row.get("mean_iterations"))
     if row.get("kind") == "ar" and iterations != "n/a":
         iterations += " steps"
-    return {"model": row.get("model", "?"), "kind": "AR baseline" if row.get("kind") == "ar" else "this model",
+    return {"model": row.get("model", "?"), "kind": "AR baseline" if row.get("kind") == "ar" else nat_kind,
             "setting": row.get("label", json.dumps(row.get("setting", {}))), "bleu": _fmt(row.get("bleu")),
             "chrf": _fmt(row.get("chrf")), "latency": _fmt(row.get("latency_ms_median"), 1),
             "speedup": _fmt(row.get("speedup")), "sents_per_s": _fmt(row.get("sents_per_s"), 1),
@@ -271,20 +305,29 @@ def _dataset(results: dict | None, summary: dict | None, dataset_name: str | Non
             "config": pair, "split": meta.get("split"), "src": src, "tgt": tgt, "known": name is not None}
 
 
-def render_model_card(model, rows: Sequence[dict] = (), results: dict | None = None,
+def render_model_card(model, fingerprint: str, rows: Sequence[dict] = (), results: dict | None = None,
                       training_summary: dict | None = None, model_name: str = "model", repo_id: str | None = None,
                       dataset_name: str | None = None, src: str | None = None, tgt: str | None = None,
                       template_path: str | os.PathLike = CARD_TEMPLATE) -> ModelCard:
     """Fill the card template: metadata (``model-index`` from ``rows``), usage, results, recipe, limitations.
 
-    ``rows`` are this model's benchmark rows; with none, the card says that the metrics are
-    missing and ``model-index`` is left out. No number appears that is not in ``results``.
+    ``fingerprint`` is the model's (``hf_nat.provenance.model_fingerprint`` of its folder) and
+    ``rows`` the benchmark rows chosen for it. Only rows that recorded this fingerprint go into
+    ``model-index``; other rows (which export_model lets through only when told to) appear in the
+    prose and table under a statement that they are not this model's. With no rows, the card says
+    that the metrics are missing and ``model-index`` is left out. No number appears that is not in
+    ``results``.
     """
     dataset = _dataset(results, training_summary, dataset_name, src, tgt)
-    facts = _model_facts(model)
+    facts = dict(_model_facts(model), fingerprint=fingerprint)
     meta = (results or {}).get("metadata", {}) if rows else {}
     baseline_label = meta.get("baseline_setting", "greedy")
-    evals = eval_results(rows, dataset, baseline_label)
+    mismatch = results_mismatch(rows, fingerprint) if rows else None
+    measured = measured_models(rows)
+    # "another model" when a recorded fingerprint differs; rows without one are only untraceable.
+    provenance = {"this_model": mismatch is None, "measured": measured,
+                  "another_model": any(m["fingerprint"] and m["fingerprint"] != fingerprint for m in measured)}
+    evals = eval_results(rows, dataset, baseline_label) if mismatch is None else []
     card_data = ModelCardData(
         language=[lang for lang in (dataset["src"], dataset["tgt"]) if lang] or None, license="apache-2.0",
         library_name="transformers", pipeline_tag="translation",
@@ -292,12 +335,14 @@ def render_model_card(model, rows: Sequence[dict] = (), results: dict | None = N
         datasets=[dataset["type"]] if dataset["known"] else None,
         metrics=["sacrebleu", "chrf"] if evals else None,
         model_name=model_name if evals else None, eval_results=evals or None)
-    table = [_table_row(r) for r in [*baseline_rows(results if rows else None), *rows]]
+    nat_kind = "this model" if mismatch is None else "another model"
+    table = [_table_row(r, nat_kind) for r in [*baseline_rows(results if rows else None), *rows]]
     return ModelCard.from_template(
         card_data, template_path=str(template_path), model_name=model_name,
         repo_id=repo_id or f"path/to/{model_name}", dataset=dataset, model=facts,
         example=_EXAMPLES.get(dataset["src"], f"<a sentence in {dataset['src'] or 'the source language'}>"),
-        has_results=bool(rows), table=table, meta=meta, device=meta.get("gpu") or meta.get("cpu") or meta.get("device"),
+        has_results=bool(rows), provenance=provenance, table=table, meta=meta,
+        device=meta.get("gpu") or meta.get("cpu") or meta.get("device"),
         recipe=_recipe(training_summary), transformers_version=transformers.__version__)
 
 
@@ -326,28 +371,41 @@ def _save_model(model, tokenizer, folder: Path) -> None:
 def export_model(model_dir: str | os.PathLike, output_dir: str | os.PathLike, results: str | os.PathLike | None = None,
                  model_key: str | None = None, training_summary: str | os.PathLike | None = None,
                  dataset_name: str | None = None, src: str | None = None, tgt: str | None = None,
-                 repo_id: str | None = None, overwrite: bool = False) -> Path:
+                 repo_id: str | None = None, overwrite: bool = False,
+                 allow_results_of_another_model: bool = False) -> Path:
     """Export the model in ``model_dir`` into ``output_dir`` as a Hub folder; returns its path.
 
     ``results`` is a training/benchmark.py results.json (rows picked by ``model_key``, else by
     this model's path); ``training_summary`` a training/train.py summary.json (default: the
     folder's training_info.json). The folder is written beside ``output_dir`` and moved into
     place only when complete.
+
+    The picked rows must carry this model's fingerprint; otherwise (another model's rows, or rows
+    without a fingerprint) ResultsOfAnotherModelError is raised before anything is written, unless
+    ``allow_results_of_another_model``: then the card shows them as another model's, outside
+    ``model-index``.
     """
     output = Path(output_dir)
     if output.resolve() == Path(model_dir).resolve():
         raise ValueError(f"output_dir {output} is the model folder itself; export into another folder")
-    model, tokenizer = load_model_folder(model_dir)
+    (model, tokenizer), fingerprint = load_fingerprinted(model_dir, load_model_folder)
     bench = load_results(results) if results is not None else None
     rows = select_rows(bench, model_dir, model_key)
     if bench is not None and not rows:
         available = sorted({r.get("model") for r in bench["rows"] if r.get("kind") == "nat"})
         warnings.warn(f"{results} has no rows for {model_key or model_dir} (NAT models there: {available}; "
                       f"pass model_key to pick one); the card will say that metrics are missing", stacklevel=2)
+    mismatch = results_mismatch(rows, fingerprint) if rows else None
+    if mismatch and not allow_results_of_another_model:
+        raise ResultsOfAnotherModelError(
+            f"the rows of {results} for {model_key or model_dir} cannot go on the card of {model_dir} "
+            f"(fingerprint {fingerprint}): {mismatch}. Benchmark this model (training/benchmark.py --models "
+            f"{model_dir}) and export with those results, or pass --allow_results_of_another_model to show them "
+            f"on the card marked as another model's and left out of model-index; nothing was written")
     summary_path = training_summary if training_summary is not None else default_training_summary(model_dir)
     summary = read_json(summary_path, "training summary") if summary_path is not None else None
     name = repo_id.split("/")[-1] if repo_id else output.name
-    card = render_model_card(model, rows, bench, summary, model_name=name, repo_id=repo_id,
+    card = render_model_card(model, fingerprint, rows, bench, summary, model_name=name, repo_id=repo_id,
                              dataset_name=dataset_name, src=src, tgt=tgt)
     staging = _prepare_output(output, overwrite)
     try:
@@ -404,6 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset_name", help="dataset name for the card (default: from the results / training args)")
     p.add_argument("--src", help="source language code (default: from the results / training args)")
     p.add_argument("--tgt", help="target language code (default: from the results / training args)")
+    p.add_argument("--allow_results_of_another_model", action="store_true",
+                   help="accept --results rows whose model fingerprint differs from --model's (or is not recorded); "
+                        "the card then says they are another model's and leaves them out of model-index")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output_dir")
     p.add_argument("--push", metavar="REPO_ID", help="upload the folder to this Hub model repo")
     p.add_argument("--private", action="store_true", help="create the Hub repo as private")
@@ -417,7 +478,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
     try:
         folder = export_model(args.model, args.output_dir, results=args.results, model_key=args.model_key,
                               training_summary=args.training_summary, dataset_name=args.dataset_name,
-                              src=args.src, tgt=args.tgt, repo_id=args.push, overwrite=args.overwrite)
+                              src=args.src, tgt=args.tgt, repo_id=args.push, overwrite=args.overwrite,
+                              allow_results_of_another_model=args.allow_results_of_another_model)
         print(f"exported {args.model} to {folder}")
         if args.push:
             print(f"pushed to {push_folder(folder, args.push, token=args.token, private=args.private)}")
