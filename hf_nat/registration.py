@@ -25,15 +25,14 @@ FAMILIES = [
 
 
 def register_all() -> None:
-    """Register configs and models with AutoConfig/AutoModel/AutoModelForSeq2SeqLM, mark them for
-    ``auto_map`` when saved, and register the translation pipeline. Safe to call twice."""
+    """Register configs and models with AutoConfig/AutoModel/AutoModelForSeq2SeqLM and register the
+    translation pipeline. Safe to call twice. A plain ``save_pretrained`` folder stays plain (no
+    ``auto_map``, no code copies: an unknown ``model_type`` then gets transformers' own clear
+    error); ``training/export.py`` makes folders that load without hf_nat."""
     for config_class, base_class, head_class in FAMILIES:
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
         AutoModel.register(config_class, base_class, exist_ok=True)
         AutoModelForSeq2SeqLM.register(config_class, head_class, exist_ok=True)
-        config_class.register_for_auto_class()
-        base_class.register_for_auto_class("AutoModel")
-        head_class.register_for_auto_class("AutoModelForSeq2SeqLM")
     # transformers 5 rejects the task name "translation" before it looks at the registry: lift
     # that ban, since the name now resolves to our pipeline.
     getattr(transformers_pipelines, "REMOVED_TASKS", {}).pop("translation", None)

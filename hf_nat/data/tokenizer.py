@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
 PAD, BOS, EOS, UNK, MASK, PLACEHOLDER, BLANK = "<pad>", "<s>", "</s>", "<unk>", "<mask>", "<plh>", "<blank>"
@@ -32,7 +32,8 @@ def train_joint_tokenizer(
 ) -> PreTrainedTokenizerFast:
     """Train a joint BPE tokenizer on ``texts`` (source and target sentences together).
 
-    The tokenizer applies NFKC normalisation, Metaspace pre-tokenization/decoding (so decoding
+    The tokenizer applies NFKC normalisation, collapses runs of whitespace and strips the ends
+    (so a whitespace-only text encodes as just ``</s>``), Metaspace pre-tokenization/decoding (so decoding
     restores the original spacing of ordinary sentences), maps characters outside the learned
     alphabet to ``<unk>`` (no byte fallback), and appends ``</s>`` to every encoded sequence.
     The special tokens of :data:`SPECIAL_TOKENS` get ids 0..6.
@@ -50,7 +51,10 @@ def train_joint_tokenizer(
         The trained tokenizer wrapped as a ``transformers`` fast tokenizer.
     """
     backend = Tokenizer(models.BPE(unk_token=UNK))
-    backend.normalizer = normalizers.NFKC()
+    # Runs of whitespace would otherwise become bare "▁" tokens: a whitespace-only text would
+    # encode as content and be translated instead of giving an empty translation.
+    backend.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(Regex(r"\s+"), " "),
+                                               normalizers.Strip()])
     backend.pre_tokenizer = pre_tokenizers.Metaspace()
     backend.decoder = decoders.Metaspace()
     trainer = trainers.BpeTrainer(

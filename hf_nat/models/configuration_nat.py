@@ -1,5 +1,10 @@
 """Configuration shared by every hf_nat family: the encoder/decoder shape and the special tokens."""
 
+import math
+import numbers
+import types
+import typing
+
 from transformers import PretrainedConfig
 
 
@@ -52,8 +57,40 @@ class NATConfig(PretrainedConfig):
     glancing_ratio_end: float = 0.3
     glancing_anneal_steps: int = 4000
 
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        self._check_field_types()
+
+    def _check_field_types(self) -> None:
+        """Raise ``ValueError`` for a field of this config or a family's whose value does not have
+        the declared type (e.g. ``"encoder_layers": "2"`` in a hand-edited config.json)."""
+        for cls in type(self).__mro__:
+            if not (isinstance(cls, type) and issubclass(cls, NATConfig)):
+                continue
+            for name, annotation in vars(cls).get("__annotations__", {}).items():
+                value = getattr(self, name, None)
+                allowed = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+                if value is None and type(None) in allowed:
+                    continue
+                if not any(_has_type(value, kind) for kind in allowed):
+                    names = " or ".join(getattr(kind, "__name__", str(kind)) for kind in allowed)
+                    raise ValueError(f"{type(self).__name__}.{name} must be {names}, got {value!r}")
+
     def special_token_ids(self) -> list[int]:
         """Ids a decoder never emits as content: pad, bos, eos, mask, placeholder, blank (unk stays allowed)."""
         ids = [self.pad_token_id, self.bos_token_id, self.eos_token_id, self.mask_token_id,
                self.placeholder_token_id, self.blank_token_id]
         return sorted({i for i in ids if i is not None})
+
+
+def _has_type(value, kind) -> bool:
+    """Whether a config value fits a declared field type (an int is a valid float, a bool is no number)."""
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if kind is type(None):
+        return value is None
+    return isinstance(value, kind) if isinstance(kind, type) else True

@@ -12,8 +12,8 @@ from torch import nn
 from .configuration_cmlm import CMLMConfig
 from .modeling_nat import (NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput, compact_targets,
                            length_loss)
-from .nat_generation import (DecoderState, NATGenerationMixin, best_content_tokens, length_beam_state,
-                             mean_token_scores)
+from .nat_generation import (CANDIDATE_BOUNDS, ITERATION_BOUNDS, DecoderState, NATGenerationMixin, best_content_tokens,
+                             length_beam_state, mean_token_scores)
 from .nat_glancing import GlancingMixin
 from .nat_layers import EncoderState, random_positions, uniform_noise
 
@@ -45,6 +45,7 @@ class CMLMForConditionalGeneration(CMLMPreTrainedModel, GlancingMixin, NATGenera
 
     _tied_weights_keys = {"lm_head.weight": "model.shared.weight"}
     nat_generation_defaults = {"max_iterations": 10, "length_beam": 5, "adaptive": False}
+    nat_option_bounds = {"max_iterations": ITERATION_BOUNDS, "length_beam": CANDIDATE_BOUNDS}
 
     def __init__(self, config: CMLMConfig):
         super().__init__(config)
@@ -59,7 +60,7 @@ class CMLMForConditionalGeneration(CMLMPreTrainedModel, GlancingMixin, NATGenera
                 generator: torch.Generator | None = None, **kwargs) -> NATSeq2SeqLMOutput:
         """With ``labels``: mask the target, return the loss (``losses``: tokens, length).
         With ``decoder_input_ids`` only: logits of every position. ``generator`` seeds the masking."""
-        attention_mask = self._check_source(input_ids, attention_mask)
+        input_ids, attention_mask = self._check_source(input_ids, attention_mask)
         encoder = self.model.encode(input_ids, attention_mask)
         length_logits = self.model.length_predictor(encoder)
         if labels is None:
@@ -107,6 +108,9 @@ class CMLMForConditionalGeneration(CMLMPreTrainedModel, GlancingMixin, NATGenera
         return random_positions(keep, (r * lengths).long() + 1, u)
 
     # --- decoding hooks -------------------------------------------------------------------
+    def _nat_candidates_per_source(self, options: dict) -> int:
+        return int(options["length_beam"])
+
     def _nat_initial_state(self, encoder: EncoderState, empty: torch.Tensor, options: dict) -> DecoderState:
         """Fully masked targets of the top-``length_beam`` predicted lengths of each source."""
         return length_beam_state(self.model.length_predictor(encoder), int(options["length_beam"]), empty,

@@ -14,7 +14,7 @@ from torch import nn
 from .configuration_ctc import CTCNATConfig
 from .ctc_alignment import best_alignment, collapse, ctc_feasible
 from .modeling_nat import NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput, compact_targets
-from .nat_generation import DecoderState, NATGenerationMixin
+from .nat_generation import CANDIDATE_BOUNDS, DecoderState, NATGenerationMixin
 from .nat_glancing import GlancingMixin
 from .nat_layers import EncoderState
 
@@ -43,6 +43,7 @@ class CTCNATForConditionalGeneration(CTCNATPreTrainedModel, GlancingMixin, NATGe
 
     _tied_weights_keys = {"lm_head.weight": "model.shared.weight"}
     nat_generation_defaults = {"num_candidates": 1}
+    nat_option_bounds = {"num_candidates": CANDIDATE_BOUNDS}
     backbone_class = CTCNATModel
 
     def __init__(self, config: CTCNATConfig):
@@ -85,7 +86,7 @@ class CTCNATForConditionalGeneration(CTCNATPreTrainedModel, GlancingMixin, NATGe
         """With ``labels``: the CTC loss (``losses``: ctc, infeasible = targets longer than the
         upsampled source, left out of the loss and counted; with glancing also the revealed share).
         Without: log-probabilities of every upsampled position."""
-        attention_mask = self._check_source(input_ids, attention_mask)
+        input_ids, attention_mask = self._check_source(input_ids, attention_mask)
         encoder = self.model.encode(input_ids, attention_mask)
         inputs_embeds, keep = self._upsampled(encoder)
         if labels is None:
@@ -128,6 +129,9 @@ class CTCNATForConditionalGeneration(CTCNATPreTrainedModel, GlancingMixin, NATGe
         return torch.where(revealed[..., None], shown.to(inputs_embeds.dtype), inputs_embeds), revealed
 
     # --- decoding hooks -------------------------------------------------------------------
+    def _nat_candidates_per_source(self, options: dict) -> int:
+        return int(options.get("num_candidates", 1))
+
     def _nat_initial_state(self, encoder: EncoderState, empty: torch.Tensor, options: dict) -> DecoderState:
         """The one decoding pass: best path and k-1 single-swap neighbours per source, collapsed."""
         inputs_embeds, keep = self._upsampled(encoder)

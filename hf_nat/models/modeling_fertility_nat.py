@@ -20,7 +20,7 @@ from .configuration_fertility_nat import FertilityNATConfig
 from .modeling_nat import NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput, compact_targets, length_loss
 from .nat_copy import (copied_by_length, copyable_source, fertility_copy_index, gather_positions,
                        source_embeddings)
-from .nat_generation import (DecoderState, NATGenerationMixin, best_tokens_of_states, length_aware_scores,
+from .nat_generation import (CANDIDATE_BOUNDS, POSITIVE, DecoderState, NATGenerationMixin, OptionBounds, best_tokens_of_states, length_aware_scores,
                              length_beam_state, mean_token_scores)
 from .nat_glancing import GlancingMixin
 from .nat_layers import EncoderState, distinct_per_source, uniform_noise
@@ -55,6 +55,8 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
 
     _tied_weights_keys = {"lm_head.weight": "model.shared.weight"}
     nat_generation_defaults = {"npd_samples": 1, "npd_temperature": 1.0, "npd_seed": 0, "length_beam": 1}
+    nat_option_bounds = {"npd_samples": OptionBounds(1, 1000), "npd_temperature": POSITIVE, "npd_seed": OptionBounds(0, 2 ** 62),
+                         "length_beam": CANDIDATE_BOUNDS}
 
     def __init__(self, config: FertilityNATConfig):
         super().__init__(config)
@@ -84,7 +86,7 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
         REINFORCE term when configured (``losses``: tokens, fertility|length[, reinforce]).
         ``fertility`` (B, S) holds the aligner's fertility of every source token (-100 or 0 on
         padding and eos). Without labels: the predicted fertility (or length) logits."""
-        attention_mask = self._check_source(input_ids, attention_mask)
+        input_ids, attention_mask = self._check_source(input_ids, attention_mask)
         encoder = self.model.encode(input_ids, attention_mask)
         aux_logits = self._fertility_logits(encoder) if self.uses_fertility else self.model.length_predictor(encoder)
         if labels is None:
@@ -192,6 +194,12 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
         if int(options["npd_samples"]) > 1 and not self.uses_fertility:
             raise ValueError(f"npd_samples samples fertilities, but this model uses decoder_input="
                              f"{self.config.decoder_input!r}: use length_beam for several candidates")
+        if int(options["length_beam"]) > 1 and self.uses_fertility:
+            raise ValueError("length_beam ranks predicted lengths, but this model copies the source by its predicted "
+                             "fertilities (decoder_input='fertility'): use npd_samples for several candidates")
+
+    def _nat_candidates_per_source(self, options: dict) -> int:
+        return int(options["npd_samples"] if self.uses_fertility else options["length_beam"])
 
     def _nat_initial_state(self, encoder: EncoderState, empty: torch.Tensor, options: dict) -> DecoderState:
         """The one decoding pass over every candidate (fertility samples or predicted lengths)."""

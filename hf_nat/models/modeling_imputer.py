@@ -17,7 +17,7 @@ from .configuration_imputer import ImputerConfig
 from .ctc_alignment import best_alignment, collapse, ctc_feasible
 from .modeling_ctc import CTCNATForConditionalGeneration, CTCNATModel, CTCNATPreTrainedModel
 from .modeling_nat import NATSeq2SeqLMOutput, compact_targets
-from .nat_generation import DecoderState
+from .nat_generation import ITERATION_BOUNDS, DecoderState
 from .nat_layers import EncoderState, random_positions, uniform_noise
 
 
@@ -38,6 +38,7 @@ class ImputerForConditionalGeneration(CTCNATForConditionalGeneration):
 
     config_class = ImputerConfig
     nat_generation_defaults = {"max_iterations": 4, "adaptive": False}
+    nat_option_bounds = {"max_iterations": ITERATION_BOUNDS}
     backbone_class = ImputerModel
     supports_glancing = False  # its masked-alignment training already shows part of the answer
 
@@ -53,7 +54,7 @@ class ImputerForConditionalGeneration(CTCNATForConditionalGeneration):
         """With ``labels``: CTC loss of the fully masked pass + cross-entropy of the masked
         alignment positions (``losses``: ctc, impute, infeasible). Without: logits of the
         fully masked pass."""
-        attention_mask = self._check_source(input_ids, attention_mask)
+        input_ids, attention_mask = self._check_source(input_ids, attention_mask)
         encoder = self.model.encode(input_ids, attention_mask)
         upsampled, keep = self._upsampled(encoder)
         all_masked = torch.full(keep.shape, self.config.mask_token_id, device=keep.device)

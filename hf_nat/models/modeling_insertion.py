@@ -14,7 +14,7 @@ from .configuration_insertion import InsertionTransformerConfig
 from .modeling_nat import NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput
 from .nat_editing import (BoundedEditsMixin, bounded_scores, cap_insertions, insert_into_slots, length_caps,
                           random_subsequence, slot_states)
-from .nat_generation import DecoderState, NATGenerationMixin
+from .nat_generation import ITERATION_BOUNDS, POSITIVE, DecoderState, NATGenerationMixin, OptionBounds
 from .nat_layers import EncoderState
 
 
@@ -44,6 +44,8 @@ class InsertionTransformerForConditionalGeneration(InsertionTransformerPreTraine
     _tied_weights_keys = {"lm_head.weight": "model.shared.weight"}
     nat_generation_defaults = {"max_iterations": 10, "adaptive": True, "insertion_penalty": 0.0,
                                "max_length_ratio": 2.0}
+    nat_option_bounds = {"max_iterations": ITERATION_BOUNDS, "insertion_penalty": OptionBounds(),
+                         "max_length_ratio": POSITIVE}
 
     def __init__(self, config: InsertionTransformerConfig):
         super().__init__(config)
@@ -65,7 +67,7 @@ class InsertionTransformerForConditionalGeneration(InsertionTransformerPreTraine
                 **kwargs) -> NATSeq2SeqLMOutput:
         """With ``labels``: the slot loss of a random subsequence of each target (``losses``:
         insertion, and the share of slots that are complete). Without: the encoder output."""
-        attention_mask = self._check_source(input_ids, attention_mask)
+        input_ids, attention_mask = self._check_source(input_ids, attention_mask)
         encoder = self.model.encode(input_ids, attention_mask)
         if labels is None:
             return NATSeq2SeqLMOutput(encoder_last_hidden_state=encoder.hidden)

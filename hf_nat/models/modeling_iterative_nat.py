@@ -17,7 +17,7 @@ from .configuration_iterative_nat import IterativeNATConfig
 from .modeling_nat import NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput, compact_targets, length_loss
 from .nat_copy import copied_by_length
 from .nat_editing import corrupt_targets
-from .nat_generation import (DecoderState, NATGenerationMixin, best_content_tokens, length_aware_scores,
+from .nat_generation import (CANDIDATE_BOUNDS, ITERATION_BOUNDS, DecoderState, NATGenerationMixin, best_content_tokens, length_aware_scores,
                              length_beam_state)
 from .nat_layers import EncoderState, NATDecoder, uniform_noise
 
@@ -45,6 +45,7 @@ class IterativeNATForConditionalGeneration(IterativeNATPreTrainedModel, NATGener
     _tied_weights_keys = {"lm_head.weight": "model.shared.weight",
                           "refine_decoder.embed.embed_tokens.weight": "model.shared.weight"}
     nat_generation_defaults = {"max_iterations": 10, "adaptive": True, "length_beam": 1}
+    nat_option_bounds = {"max_iterations": ITERATION_BOUNDS, "length_beam": CANDIDATE_BOUNDS}
 
     def __init__(self, config: IterativeNATConfig):
         super().__init__(config)
@@ -77,7 +78,7 @@ class IterativeNATForConditionalGeneration(IterativeNATPreTrainedModel, NATGener
                 **kwargs) -> NATSeq2SeqLMOutput:
         """With ``labels``: the mean cross-entropy of ``train_passes`` unrolled passes plus the
         length loss (``losses``: first, refine, length). Without: the length logits."""
-        attention_mask = self._check_source(input_ids, attention_mask)
+        input_ids, attention_mask = self._check_source(input_ids, attention_mask)
         encoder = self.model.encode(input_ids, attention_mask)
         length_logits = self.model.length_predictor(encoder)
         if labels is None:
@@ -110,6 +111,9 @@ class IterativeNATForConditionalGeneration(IterativeNATPreTrainedModel, NATGener
                                   encoder_last_hidden_state=encoder.hidden)
 
     # --- decoding hooks -------------------------------------------------------------------
+    def _nat_candidates_per_source(self, options: dict) -> int:
+        return int(options["length_beam"])
+
     def _nat_initial_state(self, encoder: EncoderState, empty: torch.Tensor, options: dict) -> DecoderState:
         """Placeholders (mask tokens) at the top-``length_beam`` predicted lengths of each source."""
         state = length_beam_state(self.model.length_predictor(encoder), int(options["length_beam"]), empty,

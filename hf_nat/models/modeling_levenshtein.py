@@ -19,7 +19,8 @@ from .levenshtein_oracle import edit_oracle
 from .modeling_nat import NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput
 from .nat_editing import (BoundedEditsMixin, bounded_scores, cap_insertions, corrupt_targets, delete_positions,
                           insert_into_slots, length_caps, random_subsequence, slot_states)
-from .nat_generation import DecoderState, NATGenerationMixin, best_content_tokens
+from .nat_generation import (ITERATION_BOUNDS, POSITIVE, DecoderState, NATGenerationMixin, OptionBounds,
+                             best_content_tokens)
 from .nat_layers import EncoderState, NATDecoder, left_align, uniform_noise
 
 
@@ -52,6 +53,8 @@ class LevenshteinTransformerForConditionalGeneration(LevenshteinPreTrainedModel,
                           "insertion_decoder.embed.embed_tokens.weight": "model.shared.weight"}
     nat_generation_defaults = {"max_iterations": 10, "adaptive": True, "insertion_penalty": 0.0,
                                "max_length_ratio": 2.0}
+    nat_option_bounds = {"max_iterations": ITERATION_BOUNDS, "insertion_penalty": OptionBounds(),
+                         "max_length_ratio": POSITIVE}
     nat_call_options = {"decoder_input_ids": None}
 
     def __init__(self, config: LevenshteinConfig):
@@ -83,7 +86,7 @@ class LevenshteinTransformerForConditionalGeneration(LevenshteinPreTrainedModel,
                 **kwargs) -> NATSeq2SeqLMOutput:
         """With ``labels``: placeholder, token and deletion losses of one imitation-learning step
         (``losses``: insertion, tokens, deletion). Without: the encoder output only."""
-        attention_mask = self._check_source(input_ids, attention_mask)
+        input_ids, attention_mask = self._check_source(input_ids, attention_mask)
         encoder = self.model.encode(input_ids, attention_mask)
         if labels is None:
             return NATSeq2SeqLMOutput(encoder_last_hidden_state=encoder.hidden)

@@ -37,6 +37,9 @@ class NATSeq2SeqLMOutput(ModelOutput):
     encoder_last_hidden_state: torch.Tensor | None = None
 
 
+_INTEGER_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+
+
 class NATPreTrainedModel(PreTrainedModel):
     """Base class of every hf_nat model: config class, weight init, checkpoint conventions."""
 
@@ -51,12 +54,28 @@ class NATPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        """``PreTrainedModel.from_pretrained``; a corrupt weights file raises an OSError naming it."""
+        """``PreTrainedModel.from_pretrained``, strict: a corrupt weights file raises an OSError
+        naming it, and weights that do not fit this family (tensors missing, unexpected or of
+        another shape, e.g. a config.json naming another family) raise a ValueError."""
+        wants_info = kwargs.pop("output_loading_info", False)
         try:
-            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+            model, info = super().from_pretrained(pretrained_model_name_or_path, *args,
+                                                  output_loading_info=True, **kwargs)
         except SafetensorError as error:
             raise OSError(f"corrupt or unreadable weights in {pretrained_model_name_or_path} "
                           f"(model.safetensors): {error}") from error
+        saved_by = [c for c in _subclasses(NATPreTrainedModel) if c.__name__ in (model.config.architectures or [])]
+        for saved_class in saved_by:
+            if saved_class.config_class.model_type != model.config.model_type:
+                raise ValueError(f"{pretrained_model_name_or_path}/config.json says model_type "
+                                 f"{model.config.model_type!r}, but its weights were saved by {saved_class.__name__} "
+                                 f"(model_type {saved_class.config_class.model_type!r})")
+        misfits = {kind: sorted(info.get(kind) or []) for kind in ("missing_keys", "unexpected_keys", "mismatched_keys")}
+        if any(misfits.values()):
+            raise ValueError(f"the weights in {pretrained_model_name_or_path} do not fit "
+                             f"{cls.__name__} (model_type {model.config.model_type!r}): "
+                             + "; ".join(f"{kind.replace('_', ' ')} {keys[:5]}" for kind, keys in misfits.items() if keys))
+        return (model, info) if wants_info else model
 
     def post_init(self):
         """``PreTrainedModel.post_init``, after dropping the weight ties of optional submodules
@@ -74,17 +93,50 @@ class NATPreTrainedModel(PreTrainedModel):
         """The longest source (in tokens) the model accepts."""
         return self.config.max_position_embeddings
 
-    def _check_source(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        """Validate a source batch and return its attention mask (derived from pad when absent)."""
+    def _check_source(self, input_ids: torch.Tensor,
+                      attention_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Validate a source batch; return (input_ids, attention_mask) with every row's tokens
+        moved to the front (left padding, or any mask with holes, becomes right padding) and
+        all-padding columns dropped. The mask is derived from pad when absent."""
+        if not isinstance(input_ids, torch.Tensor):
+            raise TypeError(f"input_ids must be a torch.Tensor of token ids (batch, length), got "
+                            f"{type(input_ids).__name__}; tokenize with return_tensors='pt'")
+        if input_ids.dtype not in _INTEGER_DTYPES:
+            raise TypeError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}")
-        if input_ids.shape[1] > self.max_source_positions():
-            raise ValueError(
-                f"source of {input_ids.shape[1]} tokens exceeds the model's {self.max_source_positions()} "
-                f"source positions; tokenize with truncation=True")
+        if input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= self.config.vocab_size):
+            raise ValueError(f"input_ids must lie in [0, {self.config.vocab_size}) (the vocabulary), got values in "
+                             f"[{int(input_ids.min())}, {int(input_ids.max())}]")
         if attention_mask is None:
-            attention_mask = input_ids.ne(self.config.pad_token_id)
-        return attention_mask
+            keep = input_ids.ne(self.config.pad_token_id)
+        else:
+            if not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_ids.shape:
+                shape = tuple(attention_mask.shape) if isinstance(attention_mask, torch.Tensor) else type(attention_mask)
+                raise ValueError(f"attention_mask must be a tensor of the shape of input_ids "
+                                 f"{tuple(input_ids.shape)}, got {shape}")
+            if attention_mask.is_floating_point() or attention_mask.is_complex() or (
+                    attention_mask.numel() and not attention_mask.eq(0).logical_or(attention_mask.eq(1)).all()):
+                raise ValueError("attention_mask must hold 0/1 or True/False")
+            keep = attention_mask.bool()
+        if keep.shape[1] > 1 and (keep[:, 1:] & ~keep[:, :-1]).any():  # a real token after padding
+            input_ids = left_align(input_ids, keep, self.config.pad_token_id)
+            keep = left_align(keep, keep, False)
+        used = int(keep.sum(1).max()) if keep.numel() else 0
+        input_ids, keep = input_ids[:, :used], keep[:, :used]
+        if used > self.max_source_positions():
+            raise ValueError(
+                f"source of {used} tokens exceeds the model's {self.max_source_positions()} "
+                f"source positions; tokenize with truncation=True")
+        return input_ids, keep.to(attention_mask.dtype if attention_mask is not None else torch.long)
+
+
+def _subclasses(cls: type) -> list[type]:
+    """Every class derived from ``cls`` that has been imported."""
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return found
 
 
 class NATModel(NATPreTrainedModel):
@@ -122,7 +174,7 @@ class NATModel(NATPreTrainedModel):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 decoder_input_ids: torch.Tensor | None = None, **kwargs) -> NATModelOutput:
         """Encode the source, predict its target length and, given decoder ids, decode them."""
-        attention_mask = self._check_source(input_ids, attention_mask)
+        input_ids, attention_mask = self._check_source(input_ids, attention_mask)
         encoder = self.encode(input_ids, attention_mask)
         hidden = None
         if decoder_input_ids is not None:

@@ -11,6 +11,8 @@ there is no Python loop over sentences or positions.
 """
 
 import copy
+import math
+import numbers
 from dataclasses import dataclass, replace
 
 import torch
@@ -21,15 +23,44 @@ from transformers.utils import ModelOutput
 from .nat_layers import EncoderState, LengthPredictor
 from .nat_rescoring import check_rescorer, rescore_candidates, with_eos
 
+
+@dataclass(frozen=True)
+class OptionBounds:
+    """Allowed range of a numeric decoding option: ``low <= value <= high`` (``low < value`` when
+    ``low_open``); None leaves that side open. Every numeric option must also be finite."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+
+    def check(self, name: str, value) -> None:
+        """Raise ``ValueError`` unless ``value`` lies within these bounds."""
+        too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
+        if too_low or (self.high is not None and value > self.high):
+            low = "" if self.low is None else f"{self.low} {'<' if self.low_open else '<='} "
+            high = "" if self.high is None else f" <= {self.high}"
+            raise ValueError(f"{name} must satisfy {low}{name}{high}, got {value!r}")
+
+
+# Bounds families share for their own options (each family declares which of its options they bound).
+# Upper bounds keep a mistyped value from asking for unbounded work.
+ITERATION_BOUNDS = OptionBounds(1, 1000)
+CANDIDATE_BOUNDS = OptionBounds(1, 256)
+POSITIVE = OptionBounds(0, None, low_open=True)
+
 # Options every family accepts. ``rescorer`` (an AR seq2seq model sharing the tokenizer) replaces
 # the family's own candidate ranking by the AR log-likelihood divided by length**penalty.
 _COMMON_OPTIONS = {"return_dict_in_generate": False, "output_history": False, "rescorer": None,
                    "rescore_length_penalty": 1.0}
+_COMMON_BOUNDS = {"rescore_length_penalty": OptionBounds()}
 
+# GenerationConfig fields that carry no decoding option: the special tokens and bookkeeping.
+_GENERATION_CONFIG_BOOKKEEPING = {"pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id",
+                                  "transformers_version", "_from_model_config"}
 
-# Options of several families that must be positive.
-_POSITIVE_COUNTS = ("max_iterations", "length_beam", "num_candidates", "npd_samples")
-_POSITIVE_REALS = ("max_length_ratio", "npd_temperature")
+# Sources × candidates × source tokens decoded in one pass; larger batches go through in chunks of
+# sources, so decoding's working memory does not grow with the batch or the candidate count.
+_CANDIDATE_TOKENS_PER_PASS = 2 ** 16
 
 
 @dataclass(frozen=True)
@@ -94,6 +125,8 @@ class NATGenerationMixin(GenerationMixin):
     """``generate()`` for non-autoregressive families (see the module docstring)."""
 
     nat_generation_defaults: dict = {}
+    # Ranges of the family's numeric options (name -> OptionBounds); types follow the defaults.
+    nat_option_bounds: dict = {}
     # Per-call inputs that are options but never generation-config defaults (e.g. a draft to refine).
     nat_call_options: dict = {}
 
@@ -107,33 +140,65 @@ class NATGenerationMixin(GenerationMixin):
         return config
 
     def _nat_options(self, generation_config: GenerationConfig | None, kwargs: dict) -> dict:
-        """Resolve decoding options: call kwargs, then the generation config, then the defaults."""
+        """Resolve decoding options: call kwargs, then the generation config, then the defaults.
+
+        Unknown keyword arguments, and transformers options set on the generation config that have
+        no meaning for this family (``num_beams``, ``max_length``, ``do_sample`` …), are errors.
+        """
         base = copy.deepcopy(generation_config or self.generation_config)
         defaults = {**_COMMON_OPTIONS, **self.nat_generation_defaults, **self.nat_call_options}
         unknown = sorted(set(kwargs) - set(defaults))
         if unknown:
             raise ValueError(f"{type(self).__name__}.generate() got unsupported option(s) {unknown}; "
                              f"its options are {sorted(defaults)}")
-        return {name: kwargs.get(name, getattr(base, name, default)) for name, default in defaults.items()}
+        foreign = sorted(set(base.to_diff_dict()) - set(defaults) - _GENERATION_CONFIG_BOOKKEEPING)
+        if foreign:
+            raise ValueError(f"the generation config sets {foreign}, which {type(self).__name__}.generate() does "
+                             f"not support (a NAT model predicts its output length and decodes in parallel); "
+                             f"its options are {sorted(defaults)}")
+        options = {}
+        for name, default in defaults.items():
+            value = kwargs.get(name)
+            value = getattr(base, name, None) if value is None else value
+            options[name] = default if value is None else value  # None means "not set" (transformers' convention)
+        return options
 
     def _nat_check_options(self, options: dict) -> None:
-        """Validate option values (the counts and ratios several families share); families extend
-        this for their own options."""
-        for name in _POSITIVE_COUNTS:
-            if name in options and int(options[name]) < 1:
-                raise ValueError(f"{name} must be >= 1, got {options[name]}")
-        for name in _POSITIVE_REALS:
-            if name in options and float(options[name]) <= 0:
-                raise ValueError(f"{name} must be > 0, got {options[name]}")
+        """Validate option values: the type of each follows its default (a bool must be a bool, a
+        count an integer, a real a finite number), ranges come from ``nat_option_bounds``.
+        Families extend this for checks that involve their config."""
+        defaults = {**_COMMON_OPTIONS, **self.nat_generation_defaults}
+        bounds = {**_COMMON_BOUNDS, **self.nat_option_bounds}
+        for name, default in defaults.items():
+            value = options[name]
+            if default is None:
+                continue
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise ValueError(f"{name} must be True or False, got {value!r}")
+                continue
+            if isinstance(default, numbers.Integral):
+                if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                    raise ValueError(f"{name} must be an integer, got {value!r}")
+            elif isinstance(default, numbers.Real):
+                if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                    raise ValueError(f"{name} must be a finite number, got {value!r}")
+            if name in bounds:
+                bounds[name].check(name, value)
         if options.get("rescorer") is not None:
             check_rescorer(options["rescorer"], self.config)
+
+    def _nat_candidates_per_source(self, options: dict) -> int:
+        """How many candidates each source decodes at once (families with a length beam or
+        samples override this); it sets how many sources share one pass."""
+        return 1
 
     def _nat_source_is_empty(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """True for sources holding no content token (empty or whitespace-only text)."""
         content = attention_mask.bool()
         for token in (self.config.pad_token_id, self.config.bos_token_id, self.config.eos_token_id):
             if token is not None:
-                content &= input_ids.ne(token)
+                content = content & input_ids.ne(token)
         return ~content.any(1)
 
     @torch.inference_mode()
@@ -144,7 +209,9 @@ class NATGenerationMixin(GenerationMixin):
         Options (per call, else ``generation_config``, else the family's defaults) are listed in
         the family's ``nat_generation_defaults`` plus ``return_dict_in_generate`` and
         ``output_history``. Returns the ``sequences`` tensor, or a :class:`NATGenerateOutput`.
-        Empty sources get an empty translation. ``custom_generate`` goes to transformers' generate.
+        Empty sources get an empty translation, a batch of no sources an empty result; left-padded
+        sources decode as right-padded ones. Large batches are decoded in chunks of sources, with
+        the same result. ``custom_generate`` goes to transformers' generate.
         """
         if custom_generate is not None:
             return GenerationMixin.generate(self, input_ids=input_ids, attention_mask=attention_mask,
@@ -154,8 +221,24 @@ class NATGenerationMixin(GenerationMixin):
             raise ValueError("generate() needs input_ids")
         options = self._nat_options(generation_config, kwargs)
         self._nat_check_options(options)
-        attention_mask = self._check_source(input_ids, attention_mask)
+        input_ids, attention_mask = self._check_source(input_ids, attention_mask)
+        per_pass = _CANDIDATE_TOKENS_PER_PASS // (self._nat_candidates_per_source(options) * max(input_ids.shape[1], 1))
+        chunk = max(1, per_pass)
+        outputs = [self._nat_generate_chunk(input_ids[i:i + chunk], attention_mask[i:i + chunk], options)
+                   for i in range(0, max(input_ids.shape[0], 1), chunk)]
+        output = outputs[0] if len(outputs) == 1 else _concatenate_outputs(outputs, self.config.pad_token_id)
+        if not options["return_dict_in_generate"]:
+            return output.sequences
+        return output if options["output_history"] else replace(output, history=None)
+
+    def _nat_generate_chunk(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                            options: dict) -> "NATGenerateOutput":
+        """Decode one chunk of (checked, right-padded) sources: the whole protocol."""
         empty = self._nat_source_is_empty(input_ids, attention_mask)
+        if empty.all():  # nothing to translate (also a batch of no rows or of zero length)
+            sequences = self._nat_append_eos(input_ids.new_full((input_ids.shape[0], 0), self.config.pad_token_id))
+            zeros = torch.zeros(input_ids.shape[0], device=input_ids.device)
+            return NATGenerateOutput(sequences=sequences, sequences_scores=zeros, iterations=zeros.long(), history=())
         source_encoder = self.model.encode(input_ids, attention_mask, cache_cross_kv=True)
 
         state = self._nat_initial_state(source_encoder, empty, options)
@@ -185,14 +268,13 @@ class NATGenerationMixin(GenerationMixin):
         else:
             candidate_scores = self._nat_candidate_scores(state)
         best = _best_per_source(candidate_scores, input_ids.shape[0])
-        tokens = state.tokens[best].masked_fill(empty[:, None], self.config.pad_token_id)
-        sequences = self._nat_append_eos(tokens)
-        if not options["return_dict_in_generate"]:
-            return sequences
+        tokens = _trim_padding(state.tokens[best].masked_fill(empty[:, None], self.config.pad_token_id),
+                               self.config.pad_token_id)
         scores = candidate_scores[best].masked_fill(empty, 0.0)
-        chosen_history = tuple(h[best].masked_fill(empty[:, None], self.config.pad_token_id) for h in history)
-        return NATGenerateOutput(sequences=sequences, sequences_scores=scores, iterations=iterations[best],
-                                 history=chosen_history if options["output_history"] else None)
+        chosen_history = tuple(_trim_padding(h[best].masked_fill(empty[:, None], self.config.pad_token_id),
+                                             self.config.pad_token_id) for h in history)
+        return NATGenerateOutput(sequences=self._nat_append_eos(tokens), sequences_scores=scores,
+                                 iterations=iterations[best].masked_fill(empty, 0), history=chosen_history)
 
     def _nat_append_eos(self, tokens: torch.Tensor) -> torch.Tensor:
         """Content tokens (left-aligned, pad after) → content, eos, pad."""
@@ -207,6 +289,28 @@ class NATGenerationMixin(GenerationMixin):
 
     def _nat_candidate_scores(self, state: DecoderState) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} must implement _nat_candidate_scores")
+
+
+def _trim_padding(tokens: torch.Tensor, pad_token_id: int) -> torch.Tensor:
+    """``tokens`` (B, T) without the trailing columns that are padding in every row."""
+    used = int(tokens.ne(pad_token_id).sum(1).max()) if tokens.numel() else 0
+    return tokens[:, :used]
+
+
+def _concatenate_outputs(outputs: list, pad_token_id: int) -> "NATGenerateOutput":
+    """One :class:`NATGenerateOutput` from those of consecutive chunks of sources: sequences
+    padded to the widest, histories as long as the longest (a chunk that stopped early keeps its
+    last tokens, as its rows would have in one batch)."""
+    def stack(tensors):
+        width = max(t.shape[1] for t in tensors)
+        return torch.cat([_pad_to(t, width, pad_token_id) for t in tensors])
+
+    steps = max(len(o.history) for o in outputs)
+    history = tuple(stack([o.history[min(step, len(o.history) - 1)] if o.history else o.sequences[:, :0]
+                           for o in outputs]) for step in range(steps))
+    return NATGenerateOutput(sequences=stack([o.sequences for o in outputs]),
+                             sequences_scores=torch.cat([o.sequences_scores for o in outputs]),
+                             iterations=torch.cat([o.iterations for o in outputs]), history=history)
 
 
 def _best_per_source(candidate_scores: torch.Tensor, batch_size: int) -> torch.Tensor:

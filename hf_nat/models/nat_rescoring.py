@@ -19,6 +19,9 @@ def check_rescorer(rescorer, config) -> None:
     scorer_config = getattr(rescorer, "config", None)
     if scorer_config is None or not getattr(scorer_config, "is_encoder_decoder", False):
         raise ValueError(f"rescorer must be a transformers encoder-decoder model, got {type(rescorer).__name__}")
+    if getattr(rescorer, "is_nat", False):
+        raise ValueError(f"rescorer must be an autoregressive model (e.g. the distillation teacher); "
+                         f"{type(rescorer).__name__} is a non-autoregressive hf_nat model")
     for name in ("pad_token_id", "eos_token_id"):
         if getattr(scorer_config, name, None) != getattr(config, name):
             raise ValueError(f"rescorer must share the model's tokenizer: its {name} is "

@@ -5,10 +5,15 @@ and passes decoding options (``max_iterations``, ``length_beam``, … or ``num_b
 models) through to ``generate()``.
 """
 
+import re
 import warnings
 
 import torch
 from transformers import Pipeline
+
+
+# Lone surrogates (e.g. from decoding bytes with errors="surrogateescape") cannot be tokenized.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class NATTranslationPipeline(Pipeline):
@@ -16,7 +21,8 @@ class NATTranslationPipeline(Pipeline):
 
     ``truncation`` (default True) cuts sources longer than the model's positions with a warning;
     ``truncation=False`` raises a ValueError instead. Empty or whitespace-only sources translate
-    to the empty string. Every other keyword goes to ``generate()``.
+    to the empty string, an empty list to an empty list; characters that cannot be encoded (lone
+    surrogates) are read as U+FFFD, i.e. unknown. Every other keyword goes to ``generate()``.
     """
 
     _load_tokenizer = True
@@ -30,6 +36,8 @@ class NATTranslationPipeline(Pipeline):
 
     def __call__(self, inputs, **kwargs):
         """Translate ``inputs`` (a string or a list of strings)."""
+        if isinstance(inputs, (list, tuple)) and not inputs:
+            return []
         result = super().__call__(inputs, **kwargs)
         if isinstance(inputs, (list, tuple)):
             return [item[0] for item in result]
@@ -44,6 +52,7 @@ class NATTranslationPipeline(Pipeline):
     def preprocess(self, text, truncation: bool = True):
         if not isinstance(text, str):
             raise TypeError(f"translation input must be a string, got {type(text).__name__}")
+        text = _LONE_SURROGATE.sub("\ufffd", text)
         encoded = self.tokenizer(text, return_tensors="pt")
         limit = self._max_source_tokens()
         length = encoded["input_ids"].shape[1]
