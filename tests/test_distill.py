@@ -102,3 +102,28 @@ def test_two_processes_give_the_same_corpus_as_one(setup, tmp_path):
     two = load_parallel_corpus(str(tmp_path / "two"), "xx", "yy", splits=["train"])["train"]["target"]
     assert one == two
     assert torch.tensor([len(t) > 0 for t in two]).all()
+
+
+@pytest.mark.parametrize("changed, setting", [(["--dtype", "bf16"], "dtype"), (["--max_tokens", "64"], "max_tokens"),
+                                               (["--max_sentences", "4"], "max_sentences")])
+def test_resume_with_another_precision_or_batching_is_refused(setup, tmp_path, changed, setting):
+    # Each changes the teacher's outputs (precision, padding within a batch): a resumed run would
+    # mix two kinds of targets in one corpus.
+    root, corpus, _, _ = setup
+    run(root, corpus, tmp_path / "out", "--limit", "8")
+    with pytest.raises(ValueError, match=rf"other settings.*\b{setting}\b"):
+        run(root, corpus, tmp_path / "out", "--limit", "8", *changed)
+
+
+def test_resume_with_a_retrained_teacher_in_the_same_folder_is_refused(setup, tmp_path):
+    # best/ of a training run is replaced whenever validation improves: same path, other teacher.
+    root, corpus, _, tokenizer = setup
+    teacher = tmp_path / "teacher"
+    toy_ar_model(tokenizer, seed=5).save_pretrained(teacher)
+    tokenizer.save_pretrained(teacher)
+    args = ["--teacher", str(teacher), "--data", str(corpus), "--src", "xx", "--tgt", "yy", "--output_dir",
+            str(tmp_path / "out"), "--num_beams", "2", "--limit", "8", "--max_length_a", "0", "--max_length_b", "4"]
+    distill.main(args)
+    toy_ar_model(tokenizer, seed=6).save_pretrained(teacher)
+    with pytest.raises(ValueError, match=r"other settings.*teacher_weights"):
+        distill.main(args)

@@ -1,11 +1,13 @@
 """training/finetune.py: Seq2SeqTrainer continues training a saved hf_nat checkpoint."""
 
 import json
+import logging
 
 import pytest
 import torch
 
-from tests.toy import CMLMForConditionalGeneration, toy_config, toy_sentences, toy_tokenizer
+from hf_nat import CTCNATConfig, CTCNATForConditionalGeneration
+from tests.toy import CMLMForConditionalGeneration, toy_config, toy_sentences, toy_shape, toy_tokenizer
 from training import finetune
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, Seq2SeqTrainingArguments
 
@@ -84,3 +86,25 @@ def test_nat_models_refuse_predict_with_generate(tmp_path, one_thread):
         finetune.main(["--model", str(tmp_path / "base"), "--data", str(tmp_path / "corpus"), "--src", "xx",
                        "--tgt", "yy", "--valid_split", "", "--output_dir", str(tmp_path / "ft"),
                        "--predict_with_generate", "--use_cpu", "--report_to", "none"])
+
+
+def test_finetune_filters_and_truncates_by_the_models_source_limit(tmp_path, one_thread, caplog):
+    # An upsampling CTC model with 32 positions reads at most 32 // 3 = 10 source tokens: 13-token
+    # sources must leave the training data and be cut for the BLEU pass, not end the run.
+    torch.manual_seed(0)
+    tokenizer = toy_tokenizer()
+    CTCNATForConditionalGeneration(CTCNATConfig(**toy_shape(tokenizer, upsample_ratio=3))).save_pretrained(
+        tmp_path / "base")
+    tokenizer.save_pretrained(tmp_path / "base")
+    long = " ".join(["w3"] * 12)
+    write_corpus(tmp_path / "corpus", {"train": toy_sentences(24, seed=1) + [long] * 8,
+                                       "val": toy_sentences(3, seed=2) + [long]})
+    with caplog.at_level(logging.WARNING, logger="hf_nat.data.preprocess"):
+        summary = finetune.main([
+            "--model", str(tmp_path / "base"), "--data", str(tmp_path / "corpus"), "--src", "xx", "--tgt", "yy",
+            "--output_dir", str(tmp_path / "ft"), "--max_steps", "2", "--per_device_train_batch_size", "32",
+            "--save_strategy", "no", "--report_to", "none", "--use_cpu", "--disable_tqdm", "true",
+            "--dataloader_pin_memory", "false"])
+    assert summary["global_step"] == 2 and set(summary["validation"]) == {"bleu", "chrf"}
+    dropped = [r.getMessage() for r in caplog.records if "Dropped" in r.getMessage()]
+    assert any("8 of 32" in m and "'train'" in m and "source <= 10" in m for m in dropped), dropped

@@ -3,6 +3,7 @@
 import gzip
 import json
 import os
+import shutil
 
 import pytest
 import torch
@@ -120,3 +121,83 @@ def test_inverse_sqrt_schedule():
     assert inverse_sqrt_lr(1, 1.0, 4) == pytest.approx(0.25)
     assert inverse_sqrt_lr(4, 1.0, 4) == pytest.approx(1.0)
     assert inverse_sqrt_lr(16, 1.0, 4) == pytest.approx(0.5)
+
+
+def _copy_corpus(folder, splits: dict[str, list[str]]):
+    """A copy-task corpus (``{split}.xx`` = ``{split}.yy``) with the toy tokenizer, in ``folder``."""
+    folder.mkdir()
+    for split, sentences in splits.items():
+        for lang in ("xx", "yy"):
+            (folder / f"{split}.{lang}").write_text("\n".join(sentences) + "\n")
+    toy_tokenizer().save_pretrained(folder / "tokenizer")
+    return folder
+
+
+def test_upsampling_ctc_filters_and_truncates_sources_by_its_own_limit(tmp_path, caplog):
+    # With 32 positions and upsample_ratio 3 the model reads at most 10 source tokens: 13-token
+    # sources must leave the training set and be cut for validation, not end the run.
+    long = " ".join(["w3"] * 12)
+    corpus = _copy_corpus(tmp_path / "corpus", {"train": toy_sentences(60, seed=1) + [long] * 20,
+                                                "val": toy_sentences(4, seed=2) + [long]})
+    args = _train_args(corpus, tmp_path / "ctc", 3, "--config_overrides", '{"upsample_ratio": 3}')
+    args[args.index("cmlm")] = "ctc_nat"
+    with caplog.at_level("WARNING", logger="hf_nat.data.preprocess"):
+        summary = main(args)
+    assert summary["updates"] == 3
+    assert any("Dropped 20 of 80" in r.getMessage() and "source <= 10" in r.getMessage() for r in caplog.records)
+
+
+def test_all_empty_training_split_is_a_clear_error(tmp_path):
+    corpus = _copy_corpus(tmp_path / "corpus", {"train": ["w1 w2"], "val": toy_sentences(4, seed=2)})
+    (corpus / "train.yy").write_text("   \n")  # the only pair loses its target
+    with pytest.raises(ValueError, match=r"no pairs.*'train'"):
+        main(_train_args(corpus, tmp_path / "run", 3))
+
+
+def test_all_empty_validation_split_is_refused_before_training(tmp_path, monkeypatch):
+    corpus = _copy_corpus(tmp_path / "corpus", {"train": toy_sentences(40, seed=1), "val": ["", " "]})
+    monkeypatch.setattr("training.train.compute_loss", lambda *a: pytest.fail("trained before the check"))
+    with pytest.raises(ValueError, match=r"no pairs.*'val'"):
+        main(_train_args(corpus, tmp_path / "run", 3))
+
+
+def test_training_split_emptied_by_the_length_filter_is_a_clear_error(tmp_path):
+    corpus = _copy_corpus(tmp_path / "corpus", {"train": [" ".join(["w1"] * 12)] * 3, "val": ["w1 w2"]})
+    with pytest.raises(ValueError, match=r"'train'.*length limits"):
+        main(_train_args(corpus, tmp_path / "run", 3, "--max_length", "8"))
+
+
+def test_resumed_run_logs_each_step_once(toy_corpus, tmp_path):
+    out = tmp_path / "run"
+    main(_train_args(toy_corpus, out, 5))  # checkpoints at steps 3 and 5, log records for 1..5
+    shutil.rmtree(out / "checkpoints" / "step_5")  # killed after step 5's log line, before its checkpoint
+    main(_train_args(toy_corpus, out, 8, "--resume"))  # resumes from step 3
+    records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "loss" in r] == list(range(1, 9))
+    validations = [r["step"] for r in records if "valid_bleu" in r]
+    assert validations == sorted(set(validations)) and validations[-1] == 8
+    assert not list(out.glob("*.tmp*"))
+
+
+def test_checkpoints_do_not_report_removed_shared_tensors(toy_corpus, tmp_path, caplog):
+    # Tied embeddings are stored once by design; accelerate's "Removed shared tensor" notice at
+    # every checkpoint is noise.
+    with caplog.at_level("WARNING"):
+        main(_train_args(toy_corpus, tmp_path / "run", 3, "--save_every", "1"))
+    assert (tmp_path / "run" / "checkpoints" / "step_3").is_dir()
+    assert not [r for r in caplog.records if "Removed shared tensor" in r.getMessage()]
+
+
+def test_silencing_the_tied_weight_notice_keeps_other_warnings(caplog):
+    from accelerate import PartialState
+    from accelerate.utils import other
+    from training.train import quiet_tied_weight_dedupe
+    PartialState()  # accelerate's logger needs it
+    with caplog.at_level("WARNING"):
+        with quiet_tied_weight_dedupe():
+            other.logger.warning("Removed shared tensor {'lm_head.weight'} while saving. This should be OK")
+            other.logger.warning("a real problem while saving")
+        other.logger.warning("Removed shared tensor {'x'} while saving, outside a checkpoint")
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == ["[RANK 0] a real problem while saving",
+                        "[RANK 0] Removed shared tensor {'x'} while saving, outside a checkpoint"]

@@ -47,6 +47,7 @@ if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
 import hf_nat  # noqa: E402,F401  (registers the NAT families with the Auto classes)
+from hf_nat.data import source_token_limit  # noqa: E402
 from hf_nat.metrics import corpus_scores  # noqa: E402
 from hf_nat.provenance import load_fingerprinted  # noqa: E402
 
@@ -271,7 +272,7 @@ def _model_device(lm: LoadedModel) -> torch.device:
 
 
 def _tokenize(lm: LoadedModel, sources: Sequence[str]) -> list[list[int]]:
-    limit = getattr(lm.tokenizer, "model_max_length", None)
+    limit = source_token_limit(lm.model, default=getattr(lm.tokenizer, "model_max_length", None))
     truncate = limit is not None and limit < 1_000_000
     enc = lm.tokenizer(list(sources), truncation=truncate, max_length=limit if truncate else None)
     return [list(ids) for ids in enc["input_ids"]]

@@ -39,7 +39,8 @@ from accelerate import Accelerator
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import hf_nat  # noqa: E402,F401  (registers hf_nat families with the Auto classes)
-from hf_nat.data import TokenBudgetBatchSampler, load_parallel_corpus  # noqa: E402
+from hf_nat.data import TokenBudgetBatchSampler, load_parallel_corpus, source_token_limit  # noqa: E402
+from hf_nat.data.fertility import tokenizer_fingerprint  # noqa: E402
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer  # noqa: E402
 
 logger = logging.getLogger("distill")
@@ -88,26 +89,63 @@ def make_chunks(sources: list[str], tokenizer, chunk_size: int) -> list[list[int
     return [order[start:start + chunk_size] for start in range(0, len(order), chunk_size)]
 
 
-def run_fingerprint(args, corpus: datasets.DatasetDict) -> dict:
-    """What must not change between a run and its resumption."""
+def teacher_fingerprint(model, tokenizer) -> dict:
+    """Digests of what the teacher translates with: its weights (a teacher folder such as a
+    training run's ``best/`` is replaced in place when it improves), generation defaults and
+    tokenizer. Call before the weights are cast to ``--dtype``, which is recorded on its own."""
+    weights = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        weights.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}\n".encode())
+        weights.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    generation = model.generation_config.to_diff_dict()
+    generation.pop("transformers_version", None)
+    if tokenizer.is_fast:
+        tokenizer_digest = tokenizer_fingerprint(tokenizer)
+    else:  # slow (e.g. sentencepiece) tokenizers have no serialised pipeline: their vocabulary stands in
+        vocab = json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False)
+        tokenizer_digest = hashlib.sha256(vocab.encode("utf-8")).hexdigest()[:16]
+    return {"teacher_weights_sha256": weights.hexdigest(), "teacher_generation_config": generation,
+            "teacher_tokenizer": tokenizer_digest}
+
+
+def run_fingerprint(args, corpus: datasets.DatasetDict, teacher: dict) -> dict:
+    """Everything that changes the distilled targets, so must not change between a run and its
+    resumption: the sources, the teacher (``teacher``: :func:`teacher_fingerprint`), decoding
+    options, precision and batching (padding within a batch changes beam search numerics), and the
+    chunking that the finished work files follow. As JSON would store it (lists, not tuples)."""
     digest = hashlib.sha256()
     for split in args.splits:
         for text in corpus[split]["source"]:
             digest.update(text.encode("utf-8") + b"\n")
-    return {"teacher": args.teacher, "num_beams": args.num_beams, "chunk_size": args.chunk_size,
-            "splits": args.splits, "sizes": {s: len(corpus[s]) for s in args.splits},
-            "max_length_a": args.max_length_a, "max_length_b": args.max_length_b, "sources_sha256": digest.hexdigest()}
+    fingerprint = {"teacher": args.teacher, **teacher, "num_beams": args.num_beams, "dtype": args.dtype,
+                   "max_tokens": args.max_tokens, "max_sentences": args.max_sentences, "chunk_size": args.chunk_size,
+                   "splits": args.splits, "sizes": {s: len(corpus[s]) for s in args.splits},
+                   "max_length_a": args.max_length_a, "max_length_b": args.max_length_b,
+                   "sources_sha256": digest.hexdigest()}
+    return json.loads(json.dumps(fingerprint))
+
+
+def _short(value, width: int = 70) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def check_or_write_plan(output_dir: Path, fingerprint: dict, is_main: bool) -> None:
-    """Refuse to resume a run made with other settings; write the plan on the first run."""
+    """Refuse to resume a run made with other settings; write the plan on the first run.
+
+    The error names every differing setting with its value in the folder and now (a plan from an
+    older version of this script lacks settings: they show as ``null`` there).
+    """
     plan = output_dir / "work" / "plan.json"
     if plan.exists():
         previous = json.loads(plan.read_text())
         if previous != fingerprint:
-            changed = sorted(k for k in fingerprint if previous.get(k) != fingerprint[k])
-            raise ValueError(f"{output_dir} holds a distillation run with other settings ({changed} differ); "
-                             "use a new --output_dir or delete it")
+            changed = sorted(k for k in set(previous) | set(fingerprint) if previous.get(k) != fingerprint.get(k))
+            details = "; ".join(f"{k}: {_short(previous.get(k))} in the folder, {_short(fingerprint.get(k))} now"
+                                for k in changed)
+            raise ValueError(f"{output_dir} holds a distillation run with other settings ({', '.join(changed)} "
+                             f"differ: {details}); resume with the same settings, or use a new --output_dir "
+                             "or delete it")
     elif is_main:
         plan.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(plan, fingerprint)
@@ -134,7 +172,7 @@ def read_chunk(path: Path, expected: list[int]) -> list[str] | None:
 @torch.inference_mode()
 def translate_chunk(model, tokenizer, sources: list[str], args) -> list[str]:
     """Beam-search translations of ``sources`` (already length-sorted), batched under a token budget."""
-    encoded = tokenizer(sources, truncation=True, max_length=getattr(model.config, "max_position_embeddings", 512))
+    encoded = tokenizer(sources, truncation=True, max_length=source_token_limit(model))
     lengths = [len(ids) for ids in encoded["input_ids"]]
     sampler = TokenBudgetBatchSampler(lengths, max_tokens=max(args.max_tokens // args.num_beams, 1), shuffle=False,
                                       max_sentences=args.max_sentences)
@@ -222,9 +260,11 @@ def main(argv: list[str] | None = None) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(args.teacher)
     if args.student_tokenizer:
         check_same_tokenizer(tokenizer, AutoTokenizer.from_pretrained(args.student_tokenizer))
-    check_or_write_plan(output_dir, run_fingerprint(args, corpus), accelerator.is_main_process)
+    model = AutoModelForSeq2SeqLM.from_pretrained(args.teacher)
+    teacher = teacher_fingerprint(model, tokenizer)
+    check_or_write_plan(output_dir, run_fingerprint(args, corpus, teacher), accelerator.is_main_process)
     accelerator.wait_for_everyone()
-    model = AutoModelForSeq2SeqLM.from_pretrained(args.teacher, dtype=_DTYPES[args.dtype]).to(accelerator.device)
+    model = model.to(device=accelerator.device, dtype=_DTYPES[args.dtype])
     model.eval()
 
     started = time.perf_counter()

@@ -51,7 +51,8 @@ if _REPO not in sys.path:  # `python training/finetune.py` puts training/, not t
     sys.path.insert(0, _REPO)
 
 import hf_nat  # noqa: E402,F401  (registers hf_nat families with the Auto classes)
-from hf_nat.data import Seq2SeqCollator, load_parallel_corpus, tokenize_corpus  # noqa: E402
+from hf_nat.data import (Seq2SeqCollator, load_parallel_corpus, require_pairs, source_token_limit,  # noqa: E402
+                         tokenize_corpus)
 from hf_nat.metrics import corpus_scores  # noqa: E402
 from training.train import translate  # noqa: E402
 from transformers import (AutoModelForSeq2SeqLM, AutoTokenizer, HfArgumentParser, Seq2SeqTrainer,  # noqa: E402
@@ -94,21 +95,28 @@ def load_model_and_tokenizer(args: FinetuneArguments):
     return model, tokenizer
 
 
-def load_data(args: FinetuneArguments, tokenizer, max_positions: int):
+def load_data(args: FinetuneArguments, tokenizer, model):
     """Tokenized train and validation splits (length-filtered) and the raw validation pairs.
 
-    Both tokenized splits are filtered, since the model raises on sequences longer than its
-    position table; the raw pairs (for BLEU) are kept whole, ``translate`` truncates sources.
-    The validation objects are ``None`` without ``--valid_split``.
+    Both tokenized splits are filtered, since the model raises on sequences longer than it
+    accepts: sources beyond its own source limit (an upsampling CTC/Imputer model reads only
+    ``max_position_embeddings // upsample_ratio`` tokens), targets beyond its position table,
+    either beyond ``--max_length``. The raw pairs (for BLEU) are kept whole, ``translate``
+    truncates sources. The validation objects are ``None`` without ``--valid_split``. Every
+    split must keep pairs, or a clear ``ValueError`` names it before any training.
     """
     splits = [args.train_split] + ([args.valid_split] if args.valid_split else [])
     corpus = load_parallel_corpus(args.data, args.src, args.tgt, splits=splits)
     if args.valid_split and args.eval_sentences:
         valid = corpus[args.valid_split]
         corpus[args.valid_split] = valid.select(range(min(args.eval_sentences, len(valid))))
-    limit = min(args.max_length, max_positions)
-    tokenized = tokenize_corpus(corpus, tokenizer, max_source_length=limit, max_target_length=limit,
+    require_pairs(corpus, f"{args.data} ({args.src}-{args.tgt})")
+    source_limit = min(args.max_length, source_token_limit(model, default=args.max_length))
+    target_limit = min(args.max_length, getattr(model.config, "max_position_embeddings", args.max_length))
+    tokenized = tokenize_corpus(corpus, tokenizer, max_source_length=source_limit, max_target_length=target_limit,
                                 filter_splits=splits)
+    require_pairs(tokenized, f"{args.data} within the length limits (source <= {source_limit}, target <= "
+                             f"{target_limit} tokens)")
     if not args.valid_split:
         return tokenized[args.train_split], None, None
     valid = corpus[args.valid_split]
@@ -158,8 +166,7 @@ def finetune(args: FinetuneArguments, training_args: Seq2SeqTrainingArguments) -
     generate_kwargs = json.loads(args.eval_generate_kwargs)
     model, tokenizer = load_model_and_tokenizer(args)
     adapt_for_trainer(model, training_args)  # before the data, so a bad option fails fast
-    max_positions = getattr(model.config, "max_position_embeddings", args.max_length)
-    train, valid, valid_pairs = load_data(args, tokenizer, max_positions)
+    train, valid, valid_pairs = load_data(args, tokenizer, model)
     trainer = build_trainer(model, tokenizer, train, valid, training_args)
     result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)

@@ -17,7 +17,9 @@ The run writes ``checkpoints/step_N`` (Accelerate state, resumed with ``--resume
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import math
 import os
 import shutil
@@ -34,8 +36,8 @@ from safetensors.torch import load_file as load_safetensors
 from tqdm.auto import tqdm
 
 import hf_nat
-from hf_nat.data import (Seq2SeqCollator, TokenBudgetBatchSampler, load_parallel_corpus, special_token_ids,
-                         tokenize_corpus, train_joint_tokenizer)
+from hf_nat.data import (Seq2SeqCollator, TokenBudgetBatchSampler, load_parallel_corpus, require_pairs,
+                         source_token_limit, special_token_ids, tokenize_corpus, train_joint_tokenizer)
 from hf_nat.metrics import corpus_scores
 from hf_nat.data.fertility import INFO_FILE, tokenizer_fingerprint
 from transformers import AutoTokenizer, MarianConfig, MarianMTModel
@@ -206,19 +208,37 @@ def prepare_tokenizer(args, accelerator: Accelerator, corpus) -> object:
     return AutoTokenizer.from_pretrained(path)
 
 
-def load_data(args, accelerator: Accelerator):
-    """Tokenizer, tokenized train split (length-filtered) and raw validation pairs."""
+def load_corpus(args, accelerator: Accelerator):
+    """The training and validation splits as ``source``/``target`` text, and the tokenizer.
+
+    Both splits must hold pairs: an empty training split would fail deep inside training, an empty
+    validation split only after it, in the scorer, with nothing saved. Checked before the tokenizer
+    is trained, so no tokenizer of an empty corpus is left behind.
+    """
     corpus = load_parallel_corpus(args.data, args.src, args.tgt, splits=[args.train_split, args.valid_split])
-    tokenizer = prepare_tokenizer(args, accelerator, corpus)
-    train = tokenize_corpus(corpus[args.train_split], tokenizer, max_source_length=args.max_length,
+    require_pairs(corpus, f"{args.data} ({args.src}-{args.tgt})")
+    return corpus, prepare_tokenizer(args, accelerator, corpus)
+
+
+def load_data(args, corpus, tokenizer, model):
+    """Tokenized training examples and raw validation pairs ``(sources, targets)``.
+
+    Training pairs are dropped when the source is longer than ``--max_length`` or than ``model``
+    accepts (its own source limit: an upsampling CTC/Imputer model reads only
+    ``max_position_embeddings // upsample_ratio`` tokens), or the target longer than ``--max_length``.
+    """
+    source_limit = min(args.max_length, source_token_limit(model, default=args.max_length))
+    train = tokenize_corpus(corpus[args.train_split], tokenizer, max_source_length=source_limit,
                             max_target_length=args.max_length, filter_splits=[args.train_split])
+    require_pairs({args.train_split: train}, f"{args.data} within the length limits (source <= {source_limit}, "
+                                             f"target <= {args.max_length} tokens); raise --max_length or --max_positions")
     examples = [{"input_ids": s, "labels": t} for s, t in zip(train["input_ids"], train["labels"])]
     if args.fertility:
         attach_fertility(examples, train, tokenizer, args.fertility, args.train_split)
     valid = corpus[args.valid_split]
     if args.eval_sentences:
         valid = valid.select(range(min(args.eval_sentences, len(valid))))
-    return tokenizer, examples, (list(valid["source"]), list(valid["target"]))
+    return examples, (list(valid["source"]), list(valid["target"]))
 
 
 def attach_fertility(examples: list[dict], train, tokenizer, folder: str, split: str) -> None:
@@ -244,15 +264,19 @@ def attach_fertility(examples: list[dict], train, tokenizer, folder: str, split:
 # --- validation ------------------------------------------------------------------------------
 @torch.inference_mode()
 def translate(model, tokenizer, sources: list[str], batch_size: int = 64, **generate_kwargs) -> list[str]:
-    """Translate ``sources`` with the model's own ``generate()`` in length-sorted batches (order kept)."""
+    """Translate ``sources`` with the model's own ``generate()`` in length-sorted batches (order kept).
+
+    Sources longer than the model accepts (:func:`~hf_nat.data.source_token_limit`) are truncated.
+    """
     model.eval()
+    source_limit = source_token_limit(model)  # None: the tokenizer's model_max_length
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
     out = [""] * len(sources)
     device = next(model.parameters()).device
     for start in range(0, len(order), batch_size):
         index = order[start:start + batch_size]
         enc = tokenizer([sources[i] for i in index], return_tensors="pt", padding=True, truncation=True,
-                        max_length=getattr(model.config, "max_position_embeddings", 256)).to(device)
+                        max_length=source_limit).to(device)
         ids = model.generate(**enc, **generate_kwargs)
         ids = ids.sequences if hasattr(ids, "sequences") else ids
         for i, text in zip(index, tokenizer.batch_decode(ids, skip_special_tokens=True)):
@@ -296,7 +320,8 @@ def save_checkpoint(accelerator: Accelerator, state: TrainState, args) -> None:
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(tmp)
+    with quiet_tied_weight_dedupe():
+        accelerator.save_state(tmp)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         shutil.rmtree(final, ignore_errors=True)
@@ -319,6 +344,52 @@ def resume(accelerator: Accelerator, args) -> None:
     accelerator.print(f"resumed from {found[-1]}")
 
 
+def drop_log_records_after(log_path: str, step: int) -> None:
+    """Rewrite the JSON-lines log without the records of steps after ``step`` (atomically).
+
+    A resumed run repeats the updates made after its checkpoint; without this their records from
+    the interrupted run would stay, and the log would show those steps twice. A line the kill cut
+    short is dropped as well.
+    """
+    if not os.path.isfile(log_path):
+        return
+    kept = []
+    with open(log_path) as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if record["step"] <= step:
+                kept.append(line if line.endswith("\n") else line + "\n")
+    tmp = log_path + ".tmp"
+    with open(tmp, "w") as f:
+        f.writelines(kept)
+    os.replace(tmp, log_path)
+
+
+def _not_tied_weight_dedupe_notice(record: logging.LogRecord) -> bool:
+    """Logging filter: False for accelerate's notice that it stored tied tensors once."""
+    message = record.getMessage()
+    return not ("Removed shared tensor" in message and "while saving" in message)
+
+
+@contextlib.contextmanager
+def quiet_tied_weight_dedupe():
+    """Inside the block, drop accelerate's "Removed shared tensor ... while saving" notice.
+
+    The models tie their embeddings (and output projection) on purpose; accelerate stores a tied
+    tensor once and says so at every checkpoint. Only that message is dropped: other records of
+    accelerate's logger still pass.
+    """
+    accelerate_logger = logging.getLogger("accelerate.utils.other")
+    accelerate_logger.addFilter(_not_tied_weight_dedupe_notice)
+    try:
+        yield
+    finally:
+        accelerate_logger.removeFilter(_not_tied_weight_dedupe_notice)
+
+
 # --- the loop --------------------------------------------------------------------------------
 def train(args) -> dict:
     """Run training; returns a summary (updates, wall time, best validation BLEU)."""
@@ -327,8 +398,9 @@ def train(args) -> dict:
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
     set_seed(args.seed)
     os.makedirs(args.output_dir, exist_ok=True)
-    tokenizer, examples, valid = load_data(args, accelerator)
-    model = build_model(args, tokenizer)
+    corpus, tokenizer = load_corpus(args, accelerator)
+    model = build_model(args, tokenizer)  # before the data: its own source limit filters the pairs
+    examples, valid = load_data(args, corpus, tokenizer, model)
     if args.init_from and not args.resume:
         accelerator.print(f"initialised from {args.init_from}: {load_initial_weights(model, args.init_from)}")
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
@@ -344,6 +416,8 @@ def train(args) -> dict:
     accelerator.register_for_checkpointing(state)
     if args.resume:
         resume(accelerator, args)
+        if accelerator.is_main_process:
+            drop_log_records_after(os.path.join(args.output_dir, "train_log.jsonl"), state.step)
 
     lengths = [max(len(e["input_ids"]), len(e["labels"])) for e in examples]
     sampler = TokenBudgetBatchSampler(lengths, args.max_tokens, shuffle=True, seed=args.seed,

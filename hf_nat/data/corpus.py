@@ -2,8 +2,8 @@
 
 Three sources are supported:
 
-* a local directory of one-sentence-a-line files named ``{split}.{lang}.gz`` or ``{split}.{lang}``
-  (the Multi30k layout);
+* a local directory of one-sentence-a-line UTF-8 files named ``{split}.{lang}.gz`` or
+  ``{split}.{lang}`` (the Multi30k layout; a byte order mark at the start of a file is dropped);
 * a ``DatasetDict`` saved with ``save_to_disk`` (e.g. a distilled corpus from
   ``training/distill.py``), with ``source``/``target`` columns or a translation layout;
 * a Hugging Face Hub dataset id, with either a ``translation`` column of ``{lang: text}`` dicts or
@@ -12,10 +12,12 @@ Three sources are supported:
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import logging
 import os
-from collections.abc import Sequence
+import zlib
+from collections.abc import Mapping, Sequence, Sized
 from pathlib import Path
 
 import datasets
@@ -50,7 +52,8 @@ def load_parallel_corpus(
 
     Raises:
         FileNotFoundError: the directory, a requested split or a language is missing.
-        ValueError: misaligned files, a bad line under ``on_bad_lines="error"``, bad arguments.
+        ValueError: misaligned files, a bad line under ``on_bad_lines="error"``, a truncated or
+            corrupt ``.gz`` file, bytes that are not UTF-8 (file and line named), bad arguments.
     """
     if on_bad_lines not in _BAD_LINE_POLICIES:
         raise ValueError(f"on_bad_lines must be one of {_BAD_LINE_POLICIES}, got {on_bad_lines!r}")
@@ -89,8 +92,21 @@ def parallel_columns(
             tgt_name=f"split {split!r} ({tgt_lang})",
             on_bad_lines=on_bad_lines,
         )
-        out[split] = _to_dataset(sources, targets)
+        out[split] = _to_dataset(sources, targets, split)
     return datasets.DatasetDict(out)
+
+
+def require_pairs(corpus: Mapping[str, Sized], where: str) -> None:
+    """Raise ``ValueError`` naming every split of ``corpus`` (split name -> rows) that holds no pair.
+
+    A split left empty (empty files, every pair with an empty side, which the loader logs, or every
+    pair over a length limit) otherwise surfaces deep inside training (no token columns to batch,
+    or an endless loop over no batches) or only after it (scoring no sentences). ``where``
+    completes the message: what was loaded, and how it was filtered.
+    """
+    empty = [split for split, rows in corpus.items() if len(rows) == 0]
+    if empty:
+        raise ValueError(f"no pairs in split(s) {empty} of {where}")
 
 
 def _load_saved(
@@ -227,17 +243,38 @@ def _load_local(
             tgt_name=str(tgt_path),
             on_bad_lines=on_bad_lines,
         )
-        out[split] = _to_dataset(sources, targets)
+        out[split] = _to_dataset(sources, targets, split)
     return datasets.DatasetDict(out)
 
 
 def _read_lines(path: Path) -> list[str]:
-    """Read a (possibly gzipped) utf-8 text file into lines, without their line terminators."""
+    """Read a (possibly gzipped) UTF-8 text file into lines, without their line terminators.
+
+    A UTF-8 byte order mark at the start of the file is dropped (it is an encoding signature, not
+    text). Raises ``ValueError`` naming the file for a truncated or corrupt gzip stream, and naming
+    the file and 1-based line for bytes that are not UTF-8.
+    """
     opener = gzip.open if path.name.endswith(".gz") else open
-    # newline="\n" splits on "\n" only: str.splitlines() would also split on U+2028, U+0085, ...
-    # and silently misalign the two sides.
-    with opener(path, "rt", encoding="utf-8", newline="\n") as handle:
-        return [line.rstrip("\r\n") for line in handle]
+    lines = []
+    try:
+        # Bytes split on b"\n" only (str.splitlines() would also split on U+2028, U+0085, ... and
+        # silently misalign the two sides), and each line is decoded alone to know where a bad byte is.
+        with opener(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                if number == 1 and raw.startswith(codecs.BOM_UTF8):
+                    raw = raw[len(codecs.BOM_UTF8):]
+                try:
+                    lines.append(raw.decode("utf-8").rstrip("\r\n"))
+                except UnicodeDecodeError as error:
+                    raise ValueError(
+                        f"{path} line {number} is not valid UTF-8 (byte {raw[error.start]:#04x} at byte "
+                        f"{error.start + 1} of the line); convert the file to UTF-8"
+                    ) from error
+    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+        raise ValueError(
+            f"{path} is truncated or corrupt after {len(lines)} lines ({error}); download or copy it again"
+        ) from error
+    return lines
 
 
 def _clean_pairs(
@@ -269,8 +306,13 @@ def _clean_pairs(
     return kept_src, kept_tgt
 
 
-def _to_dataset(sources: list[str], targets: list[str]) -> datasets.Dataset:
-    """Build a ``Dataset`` with string columns ``source`` and ``target``."""
+def _to_dataset(sources: list[str], targets: list[str], split: str) -> datasets.Dataset:
+    """Build a ``Dataset`` with string columns ``source`` and ``target`` that knows its split name.
+
+    The name travels with the bare ``Dataset`` (``dataset.split``), so code handed one split, such
+    as :func:`~hf_nat.data.tokenize_corpus`, reports and filters it under its real name.
+    """
     string = datasets.Value("string")
     features = datasets.Features({"source": string, "target": string})
-    return datasets.Dataset.from_dict({"source": sources, "target": targets}, features=features)
+    # A plain string: NamedSplit() would reject file-derived names such as "test-2016".
+    return datasets.Dataset.from_dict({"source": sources, "target": targets}, features=features, split=split)

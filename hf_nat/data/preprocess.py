@@ -1,4 +1,5 @@
-"""Tokenize a ``source``/``target`` corpus into ``input_ids``/``labels`` and length-filter it."""
+"""Tokenize a ``source``/``target`` corpus into ``input_ids``/``labels`` and length-filter it by the
+limits of the model it is meant for (:func:`source_token_limit`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,23 @@ import datasets
 logger = logging.getLogger(__name__)
 
 CorpusT = TypeVar("CorpusT", datasets.Dataset, datasets.DatasetDict)
+
+
+def source_token_limit(model, default: int | None = None) -> int | None:
+    """The longest source, in tokens (eos included), that ``model`` accepts.
+
+    hf_nat models state it with ``max_source_positions()``: CTC and the Imputer upsample the source
+    into the decoder's positions, so they accept only ``max_position_embeddings // upsample_ratio``
+    tokens. Other models (e.g. the Marian AR baseline) are bounded by
+    ``config.max_position_embeddings``. A wrapper with a ``.module`` (DDP) is looked through.
+    Returns ``default`` when the model states neither.
+    """
+    model = getattr(model, "module", model)
+    stated = getattr(model, "max_source_positions", None)
+    if callable(stated):
+        return int(stated())
+    positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    return int(positions) if positions is not None else default
 
 
 def tokenize_corpus(
@@ -30,8 +48,9 @@ def tokenize_corpus(
     if ``max_length_ratio`` is given, ``max(len) / min(len)`` of the two exceeds it (lengths
     count the eos). Other splits are kept whole so that evaluation never loses a sentence.
 
-    A bare ``Dataset`` is treated as the split named by its ``split`` attribute; if it has none
-    it is filtered whenever ``filter_splits`` is non-empty.
+    A bare ``Dataset`` is treated as the split named by its ``split`` attribute (set by
+    ``load_parallel_corpus`` on every split it returns); if it has none it is filtered whenever
+    ``filter_splits`` is non-empty, and logged as ``'dataset'``.
 
     Args:
         dataset: a ``DatasetDict`` of splits or a single ``Dataset`` with ``source``/``target``.
@@ -44,6 +63,9 @@ def tokenize_corpus(
 
     Returns:
         The same container type with ``input_ids`` and ``labels`` added.
+
+    Raises:
+        ValueError: a split has no rows (an empty split would come back without the new columns).
     """
     filter_splits = tuple(filter_splits or ())
     if isinstance(dataset, datasets.DatasetDict):
@@ -75,6 +97,8 @@ def _tokenize_split(
     num_proc: int | None,
 ) -> datasets.Dataset:
     """Tokenize one split and, if ``do_filter``, drop pairs outside the length limits."""
+    if ds.num_rows == 0:  # map() would add no columns: fail here rather than at the first use of input_ids
+        raise ValueError(f"split {split!r} has no pairs to tokenize")
 
     def encode(batch: dict[str, list[str]]) -> dict[str, list[list[int]]]:
         return {
