@@ -3,12 +3,12 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
-MINUTES ?= 5
+MINUTES ?= 8
 BIN = $(VENV)/bin
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup test demo
+.PHONY: setup test test-learning demo
 
 setup: $(VENV)/.installed
 
@@ -21,6 +21,11 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# The toy-learning tests alone under other CPU kernels than the machine's (default, avx2, avx512).
+LEARNING_CPU_CAPABILITY ?= default
+test-learning: setup
+	ATEN_CPU_CAPABILITY=$(LEARNING_CPU_CAPABILITY) $(BIN)/python -m pytest -q -m learning
 
 demo: setup
 	$(BIN)/python training/quickstart.py --minutes $(MINUTES)

@@ -9,6 +9,7 @@ from hf_nat.models.modeling_nat import compact_targets
 from tests.toy import exact_match, toy_batch, toy_config, toy_sentences, toy_tokenizer
 
 
+@pytest.mark.learning
 def test_learns_copy_task(toy):
     for iterations in (1, 4):
         assert exact_match(toy.model, toy.tokenizer, toy.test_sentences, max_iterations=iterations,

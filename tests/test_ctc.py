@@ -85,6 +85,7 @@ def toy_ctc():
     return model, toy_tokenizer(), toy_sentences(40, seed=7)
 
 
+@pytest.mark.learning
 def test_ctc_learns_the_copy_task_in_one_pass(toy_ctc):
     model, tokenizer, sentences = toy_ctc
     assert exact_match(model, tokenizer, sentences) >= 0.8

@@ -95,6 +95,7 @@ def toy_fertility():
     return model, tokenizer, held_out(), history
 
 
+@pytest.mark.learning
 def test_fertility_nat_learns_fertilities_and_tokens(toy_fertility):
     model, tokenizer, sentences, history = toy_fertility
     assert history[-1]["fertility"] < 0.1 * history[0]["fertility"]
@@ -133,6 +134,7 @@ def test_noisy_parallel_decoding(toy_fertility):
         model.generate(**batch, npd_samples=0)
 
 
+@pytest.mark.learning
 def test_copy_variants_learn_the_copy_task_and_refuse_npd():
     tokenizer = toy_tokenizer()
     sentences = toy_sentences(40, seed=7)

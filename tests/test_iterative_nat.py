@@ -60,6 +60,7 @@ def toy_iterative():
     return model, tokenizer, toy_sentences(40, seed=7), history
 
 
+@pytest.mark.learning
 def test_iterative_nat_learns_and_refinement_helps(toy_iterative):
     model, tokenizer, sentences, history = toy_iterative
     assert history[-1]["refine"] < history[0]["refine"] and history[-1]["first"] < history[0]["first"]

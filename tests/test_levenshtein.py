@@ -19,6 +19,7 @@ def toy_levt():
     return model, tokenizer, toy_sentences(40, seed=7), history
 
 
+@pytest.mark.learning
 def test_levt_learns_every_head(toy_levt):
     model, tokenizer, sentences, history = toy_levt
     for head in ("insertion", "tokens", "deletion"):

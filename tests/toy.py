@@ -84,18 +84,30 @@ def toy_shape(tokenizer, **overrides) -> dict:
     return {**shape, **overrides}
 
 
-def train_toy_model(model, make_batch, steps: int, seed: int = 0, lr: float = 3e-3) -> list[dict]:
-    """Train ``model`` on ``make_batch(step)`` for ``steps`` updates; returns each step's named losses."""
+def train_toy_model(model, make_batch, steps: int, seed: int = 0, lr: float = 3e-3, until=None,
+                    check_every: int = 100) -> list[dict]:
+    """Train ``model`` on ``make_batch(step)`` for ``steps`` updates; returns each step's named losses.
+
+    With ``until`` (a function of the model in eval mode returning True once it has learned what
+    the test needs), training stops at the first multiple of ``check_every`` where it holds, and
+    ``steps`` is only the cap. How many updates a toy needs depends on the CPU's kernels (the
+    numerics of AVX-512, AVX2 and plain code differ), so learning tests train to a criterion
+    instead of for a fixed count.
+    """
     torch.manual_seed(seed)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     generator = torch.Generator().manual_seed(seed)
-    model.train()
     history = []
     for step in range(steps):
+        model.train()
         out = model(**make_batch(step), generator=generator)
         out.loss.backward()
         optimizer.step()
         optimizer.zero_grad()
         history.append({k: float(v) for k, v in out.losses.items()})
+        if until is not None and (step + 1) % check_every == 0:
+            model.eval()
+            if until(model):
+                break
     model.eval()
     return history
