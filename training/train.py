@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import filecmp
 import json
 import logging
 import math
@@ -303,6 +304,32 @@ def save_model(model, tokenizer, path: str, extra: dict | None = None) -> None:
     os.replace(tmp, path)
 
 
+def share_identical_weights(best: str, final: str) -> bool:
+    """When ``final``'s weights file holds the same bytes as ``best``'s (the last model was the
+    best), make it a hard link to ``best``'s so the run keeps one copy. Returns whether it did."""
+    paths = [os.path.join(folder, "model.safetensors") for folder in (best, final)]
+    if not all(os.path.isfile(p) for p in paths) or os.path.samefile(*paths):
+        return False
+    if os.path.getsize(paths[0]) != os.path.getsize(paths[1]) or not filecmp.cmp(*paths, shallow=False):
+        return False
+    tmp = paths[1] + ".link"
+    os.link(paths[0], tmp)
+    os.replace(tmp, paths[1])
+    return True
+
+
+def progress_bar(args, state: TrainState, disable: bool) -> tqdm:
+    """The training bar: over the time budget (seconds, with total and ETA) when ``--max_minutes``
+    is set, else over ``--max_updates``; its postfix shows the update and the running loss."""
+    if args.max_minutes:
+        budget = round(args.max_minutes * 60)
+        return tqdm(total=budget, initial=min(round(state.train_seconds), budget), disable=disable,
+                    desc=f"train {args.model_type}", unit="s",
+                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
+    return tqdm(total=args.max_updates, initial=state.step, disable=disable, desc=f"train {args.model_type}",
+                unit="update")
+
+
 # --- checkpoints -----------------------------------------------------------------------------
 def checkpoint_dirs(output_dir: str) -> list[str]:
     """Complete checkpoints under ``output_dir/checkpoints``, oldest first."""
@@ -425,9 +452,7 @@ def train(args) -> dict:
     collate = Seq2SeqCollator(pad_token_id=tokenizer.pad_token_id)
     unwrapped = accelerator.unwrap_model(model)
     log_path = os.path.join(args.output_dir, "train_log.jsonl")
-    # With a wall-time budget the number of updates is unknown in advance: show a plain counter.
-    bar = tqdm(total=None if args.max_minutes else args.max_updates, initial=state.step,
-               disable=args.no_progress or not accelerator.is_main_process, desc=f"train {args.model_type}")
+    bar = progress_bar(args, state, disable=args.no_progress or not accelerator.is_main_process)
     window = {"loss": 0.0, "n": 0, "tokens": 0, "start": time.perf_counter()}
     stop = False
     started = time.perf_counter() - state.train_seconds
@@ -466,15 +491,15 @@ def train(args) -> dict:
             window["loss"] += loss.item()
             window["n"] += 1
             window["tokens"] += target_tokens
-            bar.update(1)
             state.train_seconds = time.perf_counter() - started
+            bar.set_postfix(step=state.step, loss=f"{window['loss'] / window['n']:.3f}", refresh=False)
+            bar.update((round(state.train_seconds) if args.max_minutes else state.step) - bar.n)
 
             if state.step % args.log_every == 0:
                 seconds = time.perf_counter() - window["start"]
                 record = {"step": state.step, "epoch": state.epoch, "loss": window["loss"] / window["n"], "lr": lr,
                           "target_tokens_per_s": window["tokens"] * accelerator.num_processes / max(seconds, 1e-9),
                           **{k: float(v) for k, v in parts.items()}, "train_seconds": state.train_seconds}
-                bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['target_tokens_per_s']:.0f}")
                 if accelerator.is_main_process:
                     with open(log_path, "a") as f:
                         f.write(json.dumps(record) + "\n")
@@ -499,6 +524,7 @@ def train(args) -> dict:
         save_model(unwrapped, tokenizer, os.path.join(args.output_dir, "final"), summary)
         if not os.path.isdir(os.path.join(args.output_dir, "best")):
             save_model(unwrapped, tokenizer, os.path.join(args.output_dir, "best"), summary)
+        share_identical_weights(os.path.join(args.output_dir, "best"), os.path.join(args.output_dir, "final"))
         with open(os.path.join(args.output_dir, "summary.json"), "w") as f:
             json.dump(summary, f, indent=2)
     accelerator.wait_for_everyone()
