@@ -55,8 +55,9 @@ class NATPreTrainedModel(PreTrainedModel):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         """``PreTrainedModel.from_pretrained``, strict: a corrupt weights file raises an OSError
-        naming it, and weights that do not fit this family (tensors missing, unexpected or of
-        another shape, e.g. a config.json naming another family) raise a ValueError."""
+        naming it, and weights that do not fit this family (tensors missing or of another shape,
+        tensors left over unless a part such as the backbone is loaded from the whole model, a
+        config.json naming another family than the saved class's) raise a ValueError."""
         wants_info = kwargs.pop("output_loading_info", False)
         try:
             model, info = super().from_pretrained(pretrained_model_name_or_path, *args,
@@ -70,7 +71,10 @@ class NATPreTrainedModel(PreTrainedModel):
                 raise ValueError(f"{pretrained_model_name_or_path}/config.json says model_type "
                                  f"{model.config.model_type!r}, but its weights were saved by {saved_class.__name__} "
                                  f"(model_type {saved_class.config_class.model_type!r})")
-        misfits = {kind: sorted(info.get(kind) or []) for kind in ("missing_keys", "unexpected_keys", "mismatched_keys")}
+        kinds = ["missing_keys", "mismatched_keys"]
+        if not any(saved_class is not cls for saved_class in saved_by):
+            kinds.append("unexpected_keys")  # a part (e.g. AutoModel's backbone) loaded from a whole model skips the rest
+        misfits = {kind: sorted(info.get(kind) or []) for kind in kinds}
         if any(misfits.values()):
             raise ValueError(f"the weights in {pretrained_model_name_or_path} do not fit "
                              f"{cls.__name__} (model_type {model.config.model_type!r}): "
