@@ -12,7 +12,7 @@ from torch import nn
 from .configuration_cmlm import CMLMConfig
 from .modeling_nat import (NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput, compact_targets,
                            length_loss)
-from .nat_generation import (CANDIDATE_BOUNDS, ITERATION_BOUNDS, DecoderState, NATGenerationMixin, best_content_tokens,
+from .nat_generation import (CANDIDATE_BOUNDS, ITERATION_BOUNDS, DecoderState, NATGenerationMixin, best_tokens_of_states,
                              length_beam_state, mean_token_scores)
 from .nat_glancing import GlancingMixin
 from .nat_layers import EncoderState, random_positions, uniform_noise
@@ -128,7 +128,7 @@ class CMLMForConditionalGeneration(CMLMPreTrainedModel, GlancingMixin, NATGenera
             masked = (rank < count[:, None]) & keep
         decoder_input = state.tokens.masked_fill(masked, self.config.mask_token_id)
         hidden = self.model.decoder(keep, encoder, decoder_input)
-        best_scores, best_tokens = best_content_tokens(self.lm_head(hidden[masked]), self.config.special_token_ids())
+        best_scores, best_tokens = best_tokens_of_states(hidden[masked], self.lm_head, self.config.special_token_ids())
         tokens = state.tokens.masked_scatter(masked, best_tokens)
         scores = state.scores.masked_scatter(masked, best_scores)
         return DecoderState(tokens=tokens, scores=scores, source_index=state.source_index, extras=state.extras)

@@ -20,8 +20,8 @@ from .configuration_fertility_nat import FertilityNATConfig
 from .modeling_nat import NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput, compact_targets, length_loss
 from .nat_copy import (copied_by_length, copyable_source, fertility_copy_index, gather_positions,
                        source_embeddings)
-from .nat_generation import (CANDIDATE_BOUNDS, POSITIVE, DecoderState, NATGenerationMixin, OptionBounds, best_tokens_of_states, length_aware_scores,
-                             length_beam_state, mean_token_scores)
+from .nat_generation import (CANDIDATE_BOUNDS, POSITIVE, DecoderState, NATGenerationMixin, OptionBounds,
+                             best_tokens_of_states, length_aware_scores, length_beam_state, mean_token_scores)
 from .nat_glancing import GlancingMixin
 from .nat_layers import EncoderState, distinct_per_source, uniform_noise
 
@@ -55,8 +55,8 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
 
     _tied_weights_keys = {"lm_head.weight": "model.shared.weight"}
     nat_generation_defaults = {"npd_samples": 1, "npd_temperature": 1.0, "npd_seed": 0, "length_beam": 1}
-    nat_option_bounds = {"npd_samples": OptionBounds(1, 1000), "npd_temperature": POSITIVE, "npd_seed": OptionBounds(0, 2 ** 62),
-                         "length_beam": CANDIDATE_BOUNDS}
+    nat_option_bounds = {"npd_samples": OptionBounds(1, 1000), "npd_temperature": POSITIVE,
+                         "npd_seed": OptionBounds(0, 2 ** 62), "length_beam": CANDIDATE_BOUNDS}
 
     def __init__(self, config: FertilityNATConfig):
         super().__init__(config)

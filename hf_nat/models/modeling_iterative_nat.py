@@ -17,8 +17,8 @@ from .configuration_iterative_nat import IterativeNATConfig
 from .modeling_nat import NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput, compact_targets, length_loss
 from .nat_copy import copied_by_length
 from .nat_editing import corrupt_targets
-from .nat_generation import (CANDIDATE_BOUNDS, ITERATION_BOUNDS, DecoderState, NATGenerationMixin, best_content_tokens, length_aware_scores,
-                             length_beam_state)
+from .nat_generation import (CANDIDATE_BOUNDS, ITERATION_BOUNDS, DecoderState, NATGenerationMixin, best_content_tokens,
+                             best_tokens_of_states, length_aware_scores, length_beam_state)
 from .nat_layers import EncoderState, NATDecoder, uniform_noise
 
 
@@ -133,7 +133,7 @@ class IterativeNATForConditionalGeneration(IterativeNATPreTrainedModel, NATGener
             states = self._first_pass(encoder, keep)
         else:
             states = self._refine_pass(encoder, keep, state.tokens, None if carried is None else carried[:, :width])
-        scores, tokens = best_content_tokens(self.lm_head(states), self.config.special_token_ids())
+        scores, tokens = best_tokens_of_states(states, self.lm_head, self.config.special_token_ids())
         extras = state.extras
         if carried is not None:
             # Kept as wide as the state it came from, so refined rows merge back into it.

@@ -20,7 +20,7 @@ from .modeling_nat import NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput
 from .nat_editing import (BoundedEditsMixin, bounded_scores, cap_insertions, corrupt_targets, delete_positions,
                           insert_into_slots, length_caps, random_subsequence, slot_states)
 from .nat_generation import (ITERATION_BOUNDS, POSITIVE, DecoderState, NATGenerationMixin, OptionBounds,
-                             best_content_tokens)
+                             best_content_tokens, best_tokens_of_states)
 from .nat_layers import EncoderState, NATDecoder, left_align, uniform_noise
 
 
@@ -185,7 +185,7 @@ class LevenshteinTransformerForConditionalGeneration(LevenshteinPreTrainedModel,
 
         holes = bounded.eq(c.placeholder_token_id)
         if holes.any():
-            filled_scores, filled = best_content_tokens(self.lm_head(self._states(encoder, bounded)[holes]),
-                                                        c.special_token_ids())
+            filled_scores, filled = best_tokens_of_states(self._states(encoder, bounded)[holes], self.lm_head,
+                                                          c.special_token_ids())
             bounded, scores = bounded.masked_scatter(holes, filled), scores.masked_scatter(holes, filled_scores)
         return self._unbounded_state(bounded, scores, state)

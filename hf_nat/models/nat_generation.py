@@ -251,13 +251,17 @@ class NATGenerationMixin(GenerationMixin):
             index = active.nonzero().squeeze(1)
             if index.numel() == 0:
                 break
-            every_row = index.numel() == rows  # skip the gathers (cross-attention caches are big)
-            before = state if every_row else state.select(index)
-            after = self._nat_refine_step(encoder if every_row else encoder.select(index), before, step, options)
+            # Rows are refined in parts of at most _CANDIDATE_TOKENS_PER_PASS tokens (long
+            # predicted lengths × many candidates must not hold all their activations at once).
+            parts = index.split(max(1, _CANDIDATE_TOKENS_PER_PASS // max(state.tokens.shape[1], 1)))
+            for part in parts:
+                every_row = part.numel() == rows  # skip the gathers (cross-attention caches are big)
+                before = state if every_row else state.select(part)
+                after = self._nat_refine_step(encoder if every_row else encoder.select(part), before, step, options)
+                if options.get("adaptive", True):
+                    active[part] = _rows_changed(before.tokens, after.tokens, self.config.pad_token_id)
+                state = after if every_row else state.with_rows(part, after, self.config.pad_token_id)
             iterations[index] += 1
-            if options.get("adaptive", True):
-                active[index] = _rows_changed(before.tokens, after.tokens, self.config.pad_token_id)
-            state = after if every_row else state.with_rows(index, after, self.config.pad_token_id)
             if options["output_history"]:
                 history.append(state.tokens)
 
@@ -371,11 +375,12 @@ _LOGITS_PER_CHUNK = 2 ** 26  # 256 MiB of float32 logits at a time
 
 def best_tokens_of_states(hidden: torch.Tensor, output_projection,
                           special_token_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`best_content_tokens` of ``output_projection(hidden)`` (N, T, D), computed in row
-    chunks so that many candidates (e.g. 100 fertility samples per source) never hold all their
-    (N, T, vocabulary) logits at once."""
+    """:func:`best_content_tokens` of ``output_projection(hidden)``, hidden (N, T, D) or (N, D),
+    computed in row chunks so that many candidates (e.g. 100 fertility samples per source) never
+    hold all their (N, [T,] vocabulary) logits at once."""
     vocab = output_projection.weight.shape[0]
-    rows = max(1, _LOGITS_PER_CHUNK // max(hidden.shape[1] * vocab, 1))
+    positions_per_row = hidden[0].numel() // hidden.shape[-1] if hidden.shape[0] else 1
+    rows = max(1, _LOGITS_PER_CHUNK // max(positions_per_row * vocab, 1))
     parts = [best_content_tokens(output_projection(hidden[i:i + rows]), special_token_ids)
-             for i in range(0, hidden.shape[0], rows)]
+             for i in range(0, max(hidden.shape[0], 1), rows)]  # no rows: one empty part
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
