@@ -22,8 +22,6 @@ import sys
 import time
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if _REPO not in sys.path:
-    sys.path.insert(0, _REPO)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -17,15 +17,13 @@ import subprocess
 import sys
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if _REPO not in sys.path:
-    sys.path.insert(0, _REPO)
 
-import torch  # noqa: E402
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer  # noqa: E402
+import torch
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-import hf_nat  # noqa: E402,F401
-from hf_nat.data import load_parallel_corpus  # noqa: E402
-from hf_nat.metrics import corpus_scores  # noqa: E402
+import hf_nat  # noqa: F401  (registers the families)
+from hf_nat.data import load_parallel_corpus
+from hf_nat.metrics import corpus_scores
 
 WHITESPACE_SOURCES = [" ", "   ", "\t", " \n "]
 
