@@ -201,3 +201,25 @@ def test_silencing_the_tied_weight_notice_keeps_other_warnings(caplog):
     messages = [r.getMessage() for r in caplog.records]
     assert messages == ["[RANK 0] a real problem while saving",
                         "[RANK 0] Removed shared tensor {'x'} while saving, outside a checkpoint"]
+
+
+def test_final_weights_share_the_file_of_identical_best_weights(tmp_path):
+    from training.train import share_identical_weights
+
+    for name, content in (("best", b"same"), ("final", b"same"), ("other", b"diff")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.safetensors").write_bytes(content)
+    assert not share_identical_weights(tmp_path / "best", tmp_path / "other")
+    assert share_identical_weights(tmp_path / "best", tmp_path / "final")
+    assert os.path.samefile(tmp_path / "best" / "model.safetensors", tmp_path / "final" / "model.safetensors")
+    assert (tmp_path / "final" / "model.safetensors").read_bytes() == b"same"
+
+
+def test_progress_bar_has_a_total_and_eta_under_a_time_budget():
+    from training.train import TrainState, build_parser, progress_bar
+
+    state = TrainState(generator=torch.Generator(), step=10, train_seconds=30.0)
+    timed = progress_bar(build_parser().parse_args(["--output_dir", "x", "--max_minutes", "2"]), state, disable=True)
+    assert (timed.total, timed.n) == (120, 30)
+    counted = progress_bar(build_parser().parse_args(["--output_dir", "x", "--max_updates", "50"]), state, disable=True)
+    assert (counted.total, counted.n) == (50, 10)
