@@ -211,3 +211,24 @@ def test_the_ar_rescorer_still_works_with_a_bool_mask():
     mask = batch["attention_mask"].bool()
     assert torch.equal(model.generate(batch["input_ids"], attention_mask=mask, length_beam=3, rescorer=teacher),
                        reference)
+
+
+def test_decoding_helpers_leave_the_callers_logits_alone():
+    logits = torch.randn(3, 5, 20)
+    before = logits.clone()
+    scores, tokens = nat_generation.best_content_tokens(logits, [0, 1, 2])
+    assert torch.equal(logits, before)
+    assert not torch.isin(tokens, torch.tensor([0, 1, 2])).any() and torch.isfinite(scores).all()
+
+
+@pytest.mark.parametrize("head", [hf_nat.IterativeNATForConditionalGeneration,
+                                  hf_nat.LevenshteinTransformerForConditionalGeneration])
+def test_forward_returns_logits_without_minus_infinity(head):
+    torch.manual_seed(0)
+    tokenizer = toy_tokenizer()
+    model = head(head.config_class(**toy_shape(tokenizer))).train()
+    sentences = toy_sentences(4, seed=6)
+    batch = tokenizer(sentences, text_target=sentences, return_tensors="pt", padding=True)
+    batch["labels"] = batch["labels"].masked_fill(batch["labels"].eq(tokenizer.pad_token_id), -100)
+    out = model(**batch, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(out.logits).all()

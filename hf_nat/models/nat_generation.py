@@ -364,10 +364,11 @@ def length_aware_scores(state: DecoderState, pad_token_id: int) -> torch.Tensor:
 
 
 def best_content_tokens(logits: torch.Tensor, special_token_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(log-probabilities, tokens) of the best non-special token at every position of ``logits``."""
-    logits = logits.float()
-    logits[..., special_token_ids] = float("-inf")
-    return logits.log_softmax(-1).max(-1)
+    """(log-probabilities, tokens) of the best non-special token at every position of ``logits``
+    (normalised over the non-special tokens). ``logits`` itself is left as it is."""
+    content_logits = logits.to(torch.float32, copy=True)  # the caller's logits (e.g. forward()'s output) stay intact
+    content_logits[..., special_token_ids] = float("-inf")
+    return content_logits.log_softmax(-1).max(-1)
 
 
 _LOGITS_PER_CHUNK = 2 ** 26  # 256 MiB of float32 logits at a time
