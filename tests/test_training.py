@@ -223,3 +223,13 @@ def test_progress_bar_has_a_total_and_eta_under_a_time_budget():
     assert (timed.total, timed.n) == (120, 30)
     counted = progress_bar(build_parser().parse_args(["--output_dir", "x", "--max_updates", "50"]), state, disable=True)
     assert (counted.total, counted.n) == (50, 10)
+
+
+@pytest.mark.parametrize("model_type", ["levenshtein_transformer", "marian"])
+def test_misspelt_config_overrides_are_refused_with_the_valid_names(model_type):
+    from training.train import build_model, build_parser
+
+    args = build_parser().parse_args(["--output_dir", "x", "--model_type", model_type,
+                                      "--config_overrides", '{"draft_nosie_prob": 0.3}'])
+    with pytest.raises(ValueError, match="draft_nosie_prob.*its fields are"):
+        build_model(args, toy_tokenizer())

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import filecmp
 import json
 import logging
@@ -109,6 +110,7 @@ def build_model(args, tokenizer) -> torch.nn.Module:
                  encoder_ffn_dim=args.ffn_dim, decoder_ffn_dim=args.ffn_dim, dropout=args.dropout,
                  max_position_embeddings=args.max_positions, vocab_size=len(tokenizer))
     if args.model_type == "marian":
+        check_config_overrides(MarianConfig, args.config_overrides)
         config = MarianConfig(**shape, activation_function="relu", scale_embedding=True,
                               pad_token_id=ids["pad"], eos_token_id=ids["eos"], bos_token_id=ids["bos"],
                               decoder_start_token_id=ids["bos"], forced_eos_token_id=ids["eos"],
@@ -121,12 +123,23 @@ def build_model(args, tokenizer) -> torch.nn.Module:
     if args.model_type not in families:
         raise ValueError(f"unknown --model_type {args.model_type!r}; choose from {sorted(families) + ['marian']}")
     head = families[args.model_type]
+    check_config_overrides(head.config_class, args.config_overrides)
     config = head.config_class(**shape, label_smoothing=args.label_smoothing, pad_token_id=ids["pad"],
                                bos_token_id=ids["bos"], eos_token_id=ids["eos"], unk_token_id=ids["unk"],
                                mask_token_id=ids["mask"], placeholder_token_id=ids["placeholder"],
                                blank_token_id=ids["blank"], decoder_start_token_id=ids["bos"],
                                **args.config_overrides)
     return head(config)
+
+
+def check_config_overrides(config_class, overrides: dict) -> None:
+    """Raise ``ValueError`` for ``--config_overrides`` keys that are not fields of ``config_class``
+    (a misspelt field would otherwise be stored beside the real one, which keeps its default)."""
+    fields = {field.name for field in dataclasses.fields(config_class)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"--config_overrides: {config_class.__name__} has no field(s) {unknown}; "
+                         f"its fields are {sorted(fields)}")
 
 
 def load_initial_weights(model: torch.nn.Module, folder: str) -> dict:
