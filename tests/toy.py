@@ -49,13 +49,21 @@ class Toy:
     test_sentences: list
 
 
-def train_toy_cmlm(steps: int = 400, seed: int = 0) -> Toy:
-    """Train a tiny CMLM on the copy task; returns it in eval mode with held-out sentences."""
+def train_toy_cmlm(steps: int = 1500, seed: int = 0) -> Toy:
+    """Train a tiny CMLM on the copy task for at least 400 updates and until one-shot and
+    4-iteration decoding copy 95% of the held-out sentences (at most ``steps`` updates); returns it
+    in eval mode with those sentences."""
     torch.manual_seed(seed)
     tokenizer = toy_tokenizer()
     model = CMLMForConditionalGeneration(toy_config(tokenizer))
-    train_toy_model(model, lambda step: toy_batch(tokenizer, toy_sentences(64, seed=1000 + step)), steps, seed)
-    return Toy(model=model, tokenizer=tokenizer, test_sentences=toy_sentences(40, seed=7))
+    held_out = toy_sentences(40, seed=7)
+
+    def copies_held_out(m) -> bool:
+        return all(exact_match(m, tokenizer, held_out, max_iterations=t, length_beam=1) >= 0.95 for t in (1, 4))
+
+    train_toy_model(model, lambda step: toy_batch(tokenizer, toy_sentences(64, seed=1000 + step)), steps, seed,
+                    until=copies_held_out, min_steps=400)
+    return Toy(model=model, tokenizer=tokenizer, test_sentences=held_out)
 
 
 def exact_match(model, tokenizer, sentences: list[str], **generate_kwargs) -> float:
@@ -85,12 +93,12 @@ def toy_shape(tokenizer, **overrides) -> dict:
 
 
 def train_toy_model(model, make_batch, steps: int, seed: int = 0, lr: float = 3e-3, until=None,
-                    check_every: int = 100) -> list[dict]:
+                    check_every: int = 100, min_steps: int = 0) -> list[dict]:
     """Train ``model`` on ``make_batch(step)`` for ``steps`` updates; returns each step's named losses.
 
     With ``until`` (a function of the model in eval mode returning True once it has learned what
-    the test needs), training stops at the first multiple of ``check_every`` where it holds, and
-    ``steps`` is only the cap. How many updates a toy needs depends on the CPU's kernels (the
+    the test needs), training stops at the first multiple of ``check_every`` from ``min_steps`` on
+    where it holds, and ``steps`` is only the cap. How many updates a toy needs depends on the CPU's kernels (the
     numerics of AVX-512, AVX2 and plain code differ), so learning tests train to a criterion
     instead of for a fixed count.
     """
@@ -105,7 +113,7 @@ def train_toy_model(model, make_batch, steps: int, seed: int = 0, lr: float = 3e
         optimizer.step()
         optimizer.zero_grad()
         history.append({k: float(v) for k, v in out.losses.items()})
-        if until is not None and (step + 1) % check_every == 0:
+        if until is not None and step + 1 >= min_steps and (step + 1) % check_every == 0:
             model.eval()
             if until(model):
                 break
