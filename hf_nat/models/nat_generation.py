@@ -96,8 +96,7 @@ class DecoderState:
         extras = None
         if self.extras is not None:
             extras = {k: v.index_copy(0, index, rows.extras[k]) for k, v in self.extras.items()}
-        used = int(tokens.ne(pad_token_id).sum(1).max()) if tokens.numel() else 0
-        used = max(used, 1)
+        used = max(_used_width(tokens, pad_token_id), 1)
         return replace(self, tokens=tokens[:, :used], scores=scores[:, :used], extras=extras)
 
 
@@ -222,8 +221,8 @@ class NATGenerationMixin(GenerationMixin):
         options = self._nat_options(generation_config, kwargs)
         self._nat_check_options(options)
         input_ids, attention_mask = self._check_source(input_ids, attention_mask)
-        per_pass = _CANDIDATE_TOKENS_PER_PASS // (self._nat_candidates_per_source(options) * max(input_ids.shape[1], 1))
-        chunk = max(1, per_pass)
+        tokens_per_source = self._nat_candidates_per_source(options) * max(input_ids.shape[1], 1)
+        chunk = max(1, _CANDIDATE_TOKENS_PER_PASS // tokens_per_source)
         outputs = [self._nat_generate_chunk(input_ids[i:i + chunk], attention_mask[i:i + chunk], options)
                    for i in range(0, max(input_ids.shape[0], 1), chunk)]
         output = outputs[0] if len(outputs) == 1 else _concatenate_outputs(outputs, self.config.pad_token_id)
@@ -295,10 +294,14 @@ class NATGenerationMixin(GenerationMixin):
         raise NotImplementedError(f"{type(self).__name__} must implement _nat_candidate_scores")
 
 
+def _used_width(tokens: torch.Tensor, pad_token_id: int) -> int:
+    """The most non-pad tokens in a row of left-aligned ``tokens`` (B, T); 0 for no rows."""
+    return int(tokens.ne(pad_token_id).sum(1).max()) if tokens.numel() else 0
+
+
 def _trim_padding(tokens: torch.Tensor, pad_token_id: int) -> torch.Tensor:
     """``tokens`` (B, T) without the trailing columns that are padding in every row."""
-    used = int(tokens.ne(pad_token_id).sum(1).max()) if tokens.numel() else 0
-    return tokens[:, :used]
+    return tokens[:, :_used_width(tokens, pad_token_id)]
 
 
 def _concatenate_outputs(outputs: list, pad_token_id: int) -> "NATGenerateOutput":
