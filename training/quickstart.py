@@ -32,7 +32,7 @@ from training import align_fertility, train  # noqa: E402
 
 LOCAL_DATA = os.path.join(_REPO, "..", "shared", "data", "multi30k")
 
-# The model and schedule of the demo: chosen so that ~8 minutes of training on 2 CPU cores
+# The model and schedule of the demo: chosen so that 7 minutes of training on 2 CPU cores
 # reach > 20 test BLEU (measured: README "The two commands").
 DEMO_TRAINING = ["--model_type", "fertility_nat", "--d_model", "256", "--layers", "3", "--heads", "4",
                  "--ffn_dim", "1024", "--dropout", "0.1", "--lr", "1e-3", "--warmup", "200", "--max_tokens", "2048",
