@@ -1,16 +1,13 @@
-"""Test setup: offline Hub, repo root importable (for ``training.*``), bounded threads."""
+"""Test setup: offline Hub, bounded threads, the shared corpus and a toy model."""
 
 import os
-import sys
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from pathlib import Path
 
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
 # OMP_NUM_THREADS, when set, wins: on a box busy with training, 2 threads per test oversubscribe it.
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or min(2, os.cpu_count() or 1)))

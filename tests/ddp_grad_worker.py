@@ -1,22 +1,19 @@
 """Run by ``accelerate launch`` from tests/test_training.py: one data-parallel training step.
 
 Each rank computes the loss of its own toy batch (with its own noise seed) through the training
-script's ``compute_loss``; rank 0 then writes the synchronised gradients to the given file.
+loop's ``compute_loss``; rank 0 then writes the synchronised gradients to the given file.
 """
 
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import torch
+from accelerate import Accelerator
+from safetensors.torch import save_file
 
-import torch  # noqa: E402
-from accelerate import Accelerator  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
+from tests.toy import toy_batch, toy_config, toy_sentences, toy_tokenizer
+from hf_nat.trainer import compute_loss
 
-from tests.toy import toy_batch, toy_config, toy_sentences, toy_tokenizer  # noqa: E402
-from training.train import compute_loss  # noqa: E402
-
-import hf_nat  # noqa: E402
+import hf_nat
 
 
 def build():

@@ -1,26 +1,21 @@
-"""End-to-end test of training/benchmark.py on a tiny random Marian model."""
+"""End-to-end test of the benchmark (`hf-nat benchmark`) on a tiny random Marian model."""
 
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import os
-import sys
 import types
-from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
+from hf_nat import benchmark as bench
+from hf_nat import cli
+from hf_nat.loading import LoadedModel, load_model
+from hf_nat.metrics.output_stats import count_tokens, repetition_rate
 from hf_nat.provenance import model_fingerprint
-
-_BENCH_PATH = Path(__file__).resolve().parents[1] / "training" / "benchmark.py"
-_spec = importlib.util.spec_from_file_location("nat_benchmark", _BENCH_PATH)
-bench = importlib.util.module_from_spec(_spec)
-sys.modules["nat_benchmark"] = bench  # dataclasses look the module up by name
-_spec.loader.exec_module(bench)
 
 SENTENCES = [
     "a man rides a red bike",
@@ -111,32 +106,32 @@ def tiny_setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 def test_repetition_rate() -> None:
-    assert bench.repetition_rate([[5, 5, 6, 7], [8, 8, 8]]) == pytest.approx(3 / 5)
+    assert repetition_rate([[5, 5, 6, 7], [8, 8, 8]]) == pytest.approx(3 / 5)
     # specials (eos=1, pad=0) are dropped before pairing: (5 9) (9 9 4) -> 1 repeat in 3 pairs
-    assert bench.repetition_rate([[5, 9, 1, 0, 0], [9, 9, 4, 1]], {0, 1}) == pytest.approx(1 / 3)
-    assert bench.repetition_rate([[4], []], {0}) == 0.0
-    assert bench.repetition_rate([[3, 4, 5]]) == 0.0
+    assert repetition_rate([[5, 9, 1, 0, 0], [9, 9, 4, 1]], {0, 1}) == pytest.approx(1 / 3)
+    assert repetition_rate([[4], []], {0}) == 0.0
+    assert repetition_rate([[3, 4, 5]]) == 0.0
 
 
 def test_count_tokens() -> None:
-    assert bench.count_tokens([[5, 4, 4], [4, 1]], {4}) == 3
-    assert bench.count_tokens([[5, 6]], {4}) == 0
+    assert count_tokens([[5, 4, 4], [4, 1]], {4}) == 3
+    assert count_tokens([[5, 6]], {4}) == 0
 
 
 def test_setting_label_and_cli() -> None:
     assert bench.setting_label({"num_beams": 1}, is_nat=False) == "greedy"
     assert bench.setting_label({"num_beams": 5}, is_nat=False) == "beam5"
     assert bench.setting_label({"max_iterations": 4, "length_beam": 5}, is_nat=True) == "T=4 lb=5"
-    args = bench.build_parser().parse_args(
-        ["--models", "a", "b", "--baseline", "c", "--data_dir", "d", "--src", "en",
+    args = cli.build_parser().parse_args(
+        ["benchmark", "--models", "a", "b", "--baseline", "c", "--data_dir", "d", "--src", "en",
          "--tgt", "de", "--output_dir", "o", "--settings", '[{"max_iterations": 2}]']
     )
     assert args.models == ["a", "b"] and args.settings == [{"max_iterations": 2}]
     assert args.threads == 1 and args.latency_sentences == 200 and args.split == "test_2016_flickr"
     per_family = '{"ctc_nat": [{"num_candidates": 1}], "imputer": [{"max_iterations": 8}]}'
-    assert bench._settings_arg(per_family) == {"ctc_nat": [{"num_candidates": 1}], "imputer": [{"max_iterations": 8}]}
+    assert cli._settings(per_family) == {"ctc_nat": [{"num_candidates": 1}], "imputer": [{"max_iterations": 8}]}
     with pytest.raises(Exception, match="family names"):
-        bench._settings_arg('{"ctc_nat": {"num_candidates": 1}}')
+        cli._settings('{"ctc_nat": {"num_candidates": 1}}')
 
 
 def test_run_benchmark(tiny_setup: dict[str, str]) -> None:
@@ -144,9 +139,9 @@ def test_run_benchmark(tiny_setup: dict[str, str]) -> None:
 
     def loader(path: str, device: str, dtype: str) -> Any:
         if path == "copy-nat":
-            ar = bench.load_model(tiny_setup["model"], device, dtype)
-            return bench.LoadedModel("copy-nat", path, copy_nat, ar.tokenizer, True)
-        return bench.load_model(path, device, dtype)
+            ar = load_model(tiny_setup["model"], device, dtype)
+            return LoadedModel("copy-nat", path, copy_nat, ar.tokenizer, True)
+        return load_model(path, device, dtype)
 
     out = tiny_setup["out"]
     results = bench.run_benchmark(
@@ -219,9 +214,9 @@ def test_run_benchmark(tiny_setup: dict[str, str]) -> None:
 def test_settings_per_family(tiny_setup: dict[str, str], tmp_path) -> None:
     def loader(path: str, device: str, dtype: str) -> Any:
         if path == "copy-nat":
-            ar = bench.load_model(tiny_setup["model"], device, dtype)
-            return bench.LoadedModel("copy-nat", path, CopyNat(), ar.tokenizer, True)
-        return bench.load_model(path, device, dtype)
+            ar = load_model(tiny_setup["model"], device, dtype)
+            return LoadedModel("copy-nat", path, CopyNat(), ar.tokenizer, True)
+        return load_model(path, device, dtype)
 
     common = dict(models=["copy-nat"], baseline=tiny_setup["model"], data_dir=tiny_setup["data"], src="xx",
                   tgt="yy", split="test", batch_size=4, max_sentences=4, latency_sentences=2, warmup=1,
@@ -234,3 +229,36 @@ def test_settings_per_family(tiny_setup: dict[str, str], tmp_path) -> None:
     assert [r["label"] for r in by_name["rows"]] == ["greedy", "T=3"]
     with pytest.raises(ValueError, match="no list for copy-nat or its family 'copy'"):
         bench.run_benchmark(output_dir=str(tmp_path / "b"), settings={"cmlm": [{"max_iterations": 2}]}, **common)
+
+
+def test_a_nat_model_runs_its_familys_declared_settings_by_default(tiny_setup: dict[str, str], tmp_path) -> None:
+    import hf_nat
+    from tests.toy import toy_shape, toy_tokenizer
+
+    nat_tokenizer = toy_tokenizer()
+    head = hf_nat.FAMILIES["ctc_nat"].head_class
+    torch.manual_seed(0)
+    model = head(head.config_class(**toy_shape(nat_tokenizer))).eval()
+
+    def loader(path: str, device: str, dtype: str) -> Any:
+        if path == "toy-ctc":
+            return LoadedModel("toy-ctc", path, model, nat_tokenizer, True)
+        return load_model(path, device, dtype)
+
+    results = bench.run_benchmark(models=["toy-ctc"], baseline=tiny_setup["model"], data_dir=tiny_setup["data"],
+                                  src="xx", tgt="yy", split="test", output_dir=str(tmp_path), batch_size=4,
+                                  max_sentences=4, latency_sentences=2, warmup=1, ar_settings=[{"num_beams": 1}],
+                                  loader=loader)
+    declared = list(hf_nat.FAMILIES["ctc_nat"].benchmark_settings)
+    assert [r["setting"] for r in results["rows"] if r["kind"] == "nat"] == declared
+
+
+def test_rows_read_back_from_results_json_keep_their_fields_and_refuse_unknown_ones() -> None:
+    row = {"model": "m", "model_path": "p", "kind": "nat", "setting": {}, "label": "T=1", "n_sentences": 1,
+           "bleu": 1.0, "chrf": 2.0, "latency_ms_median": 1.0, "latency_ms_p90": 1.0, "latency_sentences": 1,
+           "sents_per_s": 1.0, "decode_seconds": 1.0, "mean_iterations": 1.0, "iterations_unit": "x",
+           "repetition_rate": 0.0}
+    parsed = bench.Row.from_dict(row)
+    assert parsed.model_fingerprint is None and parsed.is_nat and parsed.bleu == 1.0
+    with pytest.raises(ValueError, match="blue"):
+        bench.Row.from_dict({**row, "blue": 3.0})

@@ -19,7 +19,7 @@ from hf_nat import CMLMForConditionalGeneration, CTCNATConfig, CTCNATForConditio
 from hf_nat import ImputerForConditionalGeneration
 from hf_nat.data import load_parallel_corpus, source_token_limit, tokenize_corpus
 from tests.toy import toy_ar_model, toy_config, toy_shape, toy_tokenizer
-from training import benchmark
+from hf_nat.translate import translate_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,9 +52,8 @@ def test_benchmark_truncates_sources_to_the_models_source_limit() -> None:
     tokenizer = toy_tokenizer()
     torch.manual_seed(0)
     ctc = CTCNATForConditionalGeneration(CTCNATConfig(**toy_shape(tokenizer, upsample_ratio=3))).eval()
-    model = benchmark.LoadedModel("ctc", "ctc", ctc, tokenizer, True)
     sources = [" ".join(["w1"] * 12), "w2 w3"]
-    result = benchmark.decode_corpus(model, sources, {}, batch_size=2)
+    result = translate_corpus(ctc, tokenizer, sources, {}, batch_size=2)
     assert len(result.hypotheses) == 2
 
 

@@ -9,7 +9,7 @@ import torch
 from hf_nat.data import load_parallel_corpus
 from tests.launch_helpers import launch_two_processes
 from tests.toy import toy_ar_model, toy_sentences, toy_tokenizer
-from training import distill
+from hf_nat import cli
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,7 +32,7 @@ def setup(tmp_path_factory):
 
 
 def run(root, corpus, out, *extra):
-    return distill.main(["--teacher", str(root / "teacher"), "--data", str(corpus), "--src", "xx", "--tgt", "yy",
+    return cli.main(["distill", "--teacher", str(root / "teacher"), "--data", str(corpus), "--src", "xx", "--tgt", "yy",
                          "--output_dir", str(out), "--num_beams", "3", "--chunk_size", "8", "--max_length_a", "0", "--max_length_b", "6",
                          *extra])
 
@@ -104,7 +104,7 @@ def test_two_processes_give_the_same_corpus_as_one(setup, tmp_path):
     assert torch.tensor([len(t) > 0 for t in two]).all()
 
 
-@pytest.mark.parametrize("changed, setting", [(["--dtype", "bf16"], "dtype"), (["--max_tokens", "64"], "max_tokens"),
+@pytest.mark.parametrize("changed, setting", [(["--dtype", "bfloat16"], "dtype"), (["--max_tokens", "64"], "max_tokens"),
                                                (["--max_sentences", "4"], "max_sentences")])
 def test_resume_with_another_precision_or_batching_is_refused(setup, tmp_path, changed, setting):
     # Each changes the teacher's outputs (precision, padding within a batch): a resumed run would
@@ -123,7 +123,7 @@ def test_resume_with_a_retrained_teacher_in_the_same_folder_is_refused(setup, tm
     tokenizer.save_pretrained(teacher)
     args = ["--teacher", str(teacher), "--data", str(corpus), "--src", "xx", "--tgt", "yy", "--output_dir",
             str(tmp_path / "out"), "--num_beams", "2", "--limit", "8", "--max_length_a", "0", "--max_length_b", "4"]
-    distill.main(args)
+    cli.main(["distill", *args])
     toy_ar_model(tokenizer, seed=6).save_pretrained(teacher)
     with pytest.raises(ValueError, match=r"other settings.*teacher_weights"):
-        distill.main(args)
+        cli.main(["distill", *args])

@@ -1,4 +1,4 @@
-"""training/export.py: a Hub folder that loads without hf_nat, an honest model card, a safe push."""
+"""`hf-nat export` (hf_nat.hub_export): a Hub folder that loads without hf_nat, an honest model card, a safe push."""
 
 import gzip
 import hashlib
@@ -19,7 +19,8 @@ from transformers.dynamic_module_utils import get_imports, get_relative_imports
 from hf_nat import CMLMForConditionalGeneration
 from hf_nat.provenance import FingerprintChangedError, load_fingerprinted, model_fingerprint
 from tests.toy import toy_ar_model, toy_config
-from training import benchmark, export
+from hf_nat import benchmark, cli
+from hf_nat import hub_export as export
 
 DECODE_OPTIONS = {"max_iterations": 4, "length_beam": 2}
 
@@ -328,7 +329,7 @@ def benchmarked(model_dir, toy, tmp_path_factory):
 
 
 def cli_export(model_dir: Path, output: Path, results: Path, model_key: str, *extra: str) -> Path:
-    return export.main(["--model", str(model_dir), "--output_dir", str(output), "--results", str(results),
+    return cli.main(["export", "--model", str(model_dir), "--output_dir", str(output), "--results", str(results),
                         "--model_key", model_key, *extra])
 
 

@@ -1,4 +1,4 @@
-"""training/finetune.py: Seq2SeqTrainer continues training a saved hf_nat checkpoint."""
+"""`hf-nat finetune` (hf_nat.finetuning): Seq2SeqTrainer continues training a saved hf_nat checkpoint."""
 
 import json
 import logging
@@ -8,7 +8,7 @@ import torch
 
 from hf_nat import CTCNATConfig, CTCNATForConditionalGeneration
 from tests.toy import CMLMForConditionalGeneration, toy_config, toy_sentences, toy_shape, toy_tokenizer
-from training import finetune
+from hf_nat import cli, finetuning as finetune
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, Seq2SeqTrainingArguments
 
 
@@ -41,7 +41,7 @@ def test_finetune_lowers_loss_and_saves_a_loadable_model(tmp_path, one_thread):
     save_toy_checkpoint(tmp_path / "base")
     write_corpus(tmp_path / "corpus", {"train": toy_sentences(512, seed=1), "val": toy_sentences(16, seed=2)})
     out = tmp_path / "ft"
-    summary = finetune.main([
+    summary = cli.main(["finetune",
         "--model", str(tmp_path / "base"), "--data", str(tmp_path / "corpus"), "--src", "xx", "--tgt", "yy",
         "--output_dir", str(out), "--max_steps", "200", "--learning_rate", "3e-3", "--lr_scheduler_type", "constant",
         "--per_device_train_batch_size", "32", "--logging_steps", "20", "--save_strategy", "no",
@@ -83,7 +83,7 @@ def test_nat_models_refuse_predict_with_generate(tmp_path, one_thread):
     save_toy_checkpoint(tmp_path / "base")
     write_corpus(tmp_path / "corpus", {"train": toy_sentences(8, seed=1)})
     with pytest.raises(ValueError, match="predict_with_generate"):
-        finetune.main(["--model", str(tmp_path / "base"), "--data", str(tmp_path / "corpus"), "--src", "xx",
+        cli.main(["finetune", "--model", str(tmp_path / "base"), "--data", str(tmp_path / "corpus"), "--src", "xx",
                        "--tgt", "yy", "--valid_split", "", "--output_dir", str(tmp_path / "ft"),
                        "--predict_with_generate", "--use_cpu", "--report_to", "none"])
 
@@ -100,7 +100,7 @@ def test_finetune_filters_and_truncates_by_the_models_source_limit(tmp_path, one
     write_corpus(tmp_path / "corpus", {"train": toy_sentences(24, seed=1) + [long] * 8,
                                        "val": toy_sentences(3, seed=2) + [long]})
     with caplog.at_level(logging.WARNING, logger="hf_nat.data.preprocess"):
-        summary = finetune.main([
+        summary = cli.main(["finetune",
             "--model", str(tmp_path / "base"), "--data", str(tmp_path / "corpus"), "--src", "xx", "--tgt", "yy",
             "--output_dir", str(tmp_path / "ft"), "--max_steps", "2", "--per_device_train_batch_size", "32",
             "--save_strategy", "no", "--report_to", "none", "--use_cpu", "--disable_tqdm", "true",

@@ -1,9 +1,9 @@
-"""training/sweep_decoding.py: one validation decode per option value, results files, best value."""
+"""`hf-nat sweep`: one validation decode per option value, results files, best value."""
 
 import gzip
 import json
 
-from training import sweep_decoding
+from hf_nat import cli
 
 
 def test_sweep_writes_every_value_and_picks_the_best(toy, tmp_path):
@@ -16,7 +16,7 @@ def test_sweep_writes_every_value_and_picks_the_best(toy, tmp_path):
         with gzip.open(data / f"val.{lang}.gz", "wt", encoding="utf-8") as f:
             f.write("\n".join(toy.test_sentences[:16]) + "\n")
     prefix = tmp_path / "out" / "sweep"
-    sweep_decoding.main(["--model", str(folder), "--data_dir", str(data), "--src", "xx", "--tgt", "yy",
+    cli.main(["sweep", "--model", str(folder), "--data_dir", str(data), "--src", "xx", "--tgt", "yy",
                          "--option", "max_iterations", "--values", "1", "4", "--fixed", '{"length_beam": 2}',
                          "--output", str(prefix), "--batch_size", "5"])
     report = json.loads((tmp_path / "out" / "sweep.json").read_text())

@@ -1,4 +1,4 @@
-"""The Accelerate training script: data parallelism, bit-identical resume, checkpoints."""
+"""`hf-nat train` (the Accelerate training loop): data parallelism, bit-identical resume, checkpoints."""
 
 import gzip
 import json
@@ -12,9 +12,16 @@ from safetensors.torch import load_file
 from tests.ddp_grad_worker import build, rank_batch
 from tests.launch_helpers import launch_two_processes
 from tests.toy import toy_sentences, toy_tokenizer
-from training.train import compute_loss, inverse_sqrt_lr, main
+from hf_nat.cli import build_parser
+from hf_nat.cli import main as cli_main
+from hf_nat.trainer import compute_loss, inverse_sqrt_lr
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def main(argv: list[str]) -> dict:
+    """``hf-nat train`` with ``argv``."""
+    return cli_main(["train", *argv])
 
 
 def test_two_process_gradient_equals_average_of_single_process_gradients(tmp_path):
@@ -156,7 +163,7 @@ def test_all_empty_training_split_is_a_clear_error(tmp_path):
 
 def test_all_empty_validation_split_is_refused_before_training(tmp_path, monkeypatch):
     corpus = _copy_corpus(tmp_path / "corpus", {"train": toy_sentences(40, seed=1), "val": ["", " "]})
-    monkeypatch.setattr("training.train.compute_loss", lambda *a: pytest.fail("trained before the check"))
+    monkeypatch.setattr("hf_nat.trainer.compute_loss", lambda *a: pytest.fail("trained before the check"))
     with pytest.raises(ValueError, match=r"no pairs.*'val'"):
         main(_train_args(corpus, tmp_path / "run", 3))
 
@@ -191,7 +198,7 @@ def test_checkpoints_do_not_report_removed_shared_tensors(toy_corpus, tmp_path, 
 def test_silencing_the_tied_weight_notice_keeps_other_warnings(caplog):
     from accelerate import PartialState
     from accelerate.utils import other
-    from training.train import quiet_tied_weight_dedupe
+    from hf_nat.checkpoints import quiet_tied_weight_dedupe
     PartialState()  # accelerate's logger needs it
     with caplog.at_level("WARNING"):
         with quiet_tied_weight_dedupe():
@@ -204,7 +211,7 @@ def test_silencing_the_tied_weight_notice_keeps_other_warnings(caplog):
 
 
 def test_final_weights_share_the_file_of_identical_best_weights(tmp_path):
-    from training.train import share_identical_weights
+    from hf_nat.checkpoints import share_identical_weights
 
     for name, content in (("best", b"same"), ("final", b"same"), ("other", b"diff")):
         (tmp_path / name).mkdir()
@@ -216,20 +223,21 @@ def test_final_weights_share_the_file_of_identical_best_weights(tmp_path):
 
 
 def test_progress_bar_has_a_total_and_eta_under_a_time_budget():
-    from training.train import TrainState, build_parser, progress_bar
+    from hf_nat.checkpoints import TrainState
+    from hf_nat.trainer import progress_bar
 
     state = TrainState(generator=torch.Generator(), step=10, train_seconds=30.0)
-    timed = progress_bar(build_parser().parse_args(["--output_dir", "x", "--max_minutes", "2"]), state, disable=True)
+    timed = progress_bar(build_parser().parse_args(["train", "--output_dir", "x", "--max_minutes", "2"]), state, disable=True)
     assert (timed.total, timed.n) == (120, 30)
-    counted = progress_bar(build_parser().parse_args(["--output_dir", "x", "--max_updates", "50"]), state, disable=True)
+    counted = progress_bar(build_parser().parse_args(["train", "--output_dir", "x", "--max_updates", "50"]), state, disable=True)
     assert (counted.total, counted.n) == (50, 10)
 
 
 @pytest.mark.parametrize("model_type", ["levenshtein_transformer", "marian"])
 def test_misspelt_config_overrides_are_refused_with_the_valid_names(model_type):
-    from training.train import build_model, build_parser
+    from hf_nat.model_builder import build_model
 
-    args = build_parser().parse_args(["--output_dir", "x", "--model_type", model_type,
+    args = build_parser().parse_args(["train", "--output_dir", "x", "--model_type", model_type,
                                       "--config_overrides", '{"draft_nosie_prob": 0.3}'])
     with pytest.raises(ValueError, match="draft_nosie_prob.*its fields are"):
         build_model(args, toy_tokenizer())

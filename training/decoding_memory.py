@@ -56,7 +56,7 @@ def _load(model: str, tokenizer_dir: str | None):
         raise SystemExit("--tokenizer is needed for random:FAMILY models")
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     family = model.split(":", 1)[1]
-    heads = {config_class.model_type: head for config_class, _, head in hf_nat.FAMILIES}
+    heads = {name: entry.head_class for name, entry in hf_nat.FAMILIES.items()}
     if family not in heads:
         raise SystemExit(f"unknown family {family!r}; choose from {sorted(heads)}")
     ids = special_token_ids(tokenizer)
@@ -122,8 +122,9 @@ def main(argv=None) -> list[dict]:
 def write_report(rows: list[dict], folder: str, argv: list[str]) -> None:
     """``memory.json`` (rows, command, commit) and ``memory.md`` (a table) in ``folder``."""
     os.makedirs(folder, exist_ok=True)
-    commit = subprocess.run(["git", "-C", _REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    meta = {"command": "python training/decoding_memory.py " + " ".join(argv), "commit": commit.stdout.strip()}
+    from hf_nat.run_info import git_commit
+
+    meta = {"command": "python training/decoding_memory.py " + " ".join(argv), "commit": git_commit(short=True)}
     with open(os.path.join(folder, "memory.json"), "w") as f:
         json.dump({**meta, "rows": rows}, f, indent=2)
     lines = [f"Command: `{meta['command']}` (commit {meta['commit']})", "",

@@ -24,6 +24,7 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 import hf_nat  # noqa: F401  (registers the families)
 from hf_nat.data import load_parallel_corpus
 from hf_nat.metrics import corpus_scores
+from hf_nat.run_info import git_commit
 
 WHITESPACE_SOURCES = [" ", "   ", "\t", " \n "]
 
@@ -75,9 +76,8 @@ def main(argv=None) -> dict:
         rows.append({"variant": variant, "bleu": round(corpus_scores(hyps, references)["bleu"], 2),
                      "outputs_differing_from_tokenizer_mask": sum(a != b for a, b in zip(hyps, reference_output))})
     blank = decode(model, tokenizer, WHITESPACE_SOURCES, args.batch_size, "tokenizer_mask")
-    commit = subprocess.run(["git", "-C", _REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     report = {"command": "python training/probe_source_handling.py " + " ".join(argv or sys.argv[1:]),
-              "commit": commit.stdout.strip(), "model": args.model, "split": args.split, "sentences": len(sources),
+              "commit": git_commit(short=True), "model": args.model, "split": args.split, "sentences": len(sources),
               "variants": rows, "whitespace_only_sources": dict(zip(WHITESPACE_SOURCES, blank))}
     print(json.dumps(report, indent=2, ensure_ascii=False))
     if args.output:

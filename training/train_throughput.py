@@ -12,20 +12,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if _REPO not in sys.path:
-    sys.path.insert(0, _REPO)
+import torch
+from transformers import AutoTokenizer
 
-import torch  # noqa: E402
-
-from hf_nat.data import Seq2SeqCollator, TokenBudgetBatchSampler, load_parallel_corpus, tokenize_corpus  # noqa: E402
-from training.train import build_model, build_parser, compute_loss  # noqa: E402
-from transformers import AutoTokenizer  # noqa: E402
+from hf_nat.cli import build_parser
+from hf_nat.data import Seq2SeqCollator, TokenBudgetBatchSampler, load_parallel_corpus, tokenize_corpus
+from hf_nat.demo import LOCAL_DATA
+from hf_nat.files import write_json_atomic, write_text_atomic
+from hf_nat.model_builder import build_model
+from hf_nat.run_info import cpu_model, git_commit
+from hf_nat.trainer import compute_loss
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -34,7 +33,7 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model_type", default="cmlm")
     p.add_argument("--tokenizer", default="runs/tok_en_de_8k")
-    p.add_argument("--data", default=os.path.join(_REPO, "..", "shared", "data", "multi30k"))
+    p.add_argument("--data", default=LOCAL_DATA)
     p.add_argument("--updates", type=int, default=40)
     p.add_argument("--warmup_updates", type=int, default=3)
     p.add_argument("--max_tokens", type=int, default=4096)
@@ -42,7 +41,7 @@ def main(argv=None) -> dict:
     p.add_argument("--output_dir", required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    model_args = build_parser().parse_args(["--output_dir", args.output_dir, "--model_type", args.model_type])
+    model_args = build_parser().parse_args(["train", "--output_dir", args.output_dir, "--model_type", args.model_type])
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     train = tokenize_corpus(load_parallel_corpus(args.data, "en", "de", splits=["train"])["train"], tokenizer)
     examples = [{"input_ids": s, "labels": t} for s, t in zip(train["input_ids"], train["labels"])]
@@ -72,21 +71,17 @@ def main(argv=None) -> dict:
                 run["loss"] = float(loss)
     rows = {k: {"target_tokens_per_s": r["tokens"] / r["seconds"], "seconds": r["seconds"], "last_loss": r["loss"]}
             for k, r in runs.items()}
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=_REPO).stdout.strip()
-    result = {"command": " ".join([sys.executable, *sys.argv]), "commit": commit or "unknown",
-              "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
+    result = {"command": " ".join([sys.executable, *sys.argv]), "commit": git_commit(),
+              "machine": cpu_model(), "torch": torch.__version__,
               "threads": args.threads, "model_type": args.model_type, "updates": args.updates,
               "max_tokens": args.max_tokens, "rows": rows,
               "bf16_speedup": rows["bf16"]["target_tokens_per_s"] / rows["fp32"]["target_tokens_per_s"]}
-    os.makedirs(args.output_dir, exist_ok=True)
-    with open(os.path.join(args.output_dir, "results.json"), "w") as f:
-        json.dump(result, f, indent=2)
+    write_json_atomic(os.path.join(args.output_dir, "results.json"), result)
     lines = ["| precision | target tokens/s | loss after run |", "|---|---|---|"]
     lines += [f"| {k} | {v['target_tokens_per_s']:.0f} | {v['last_loss']:.3f} |" for k, v in rows.items()]
     lines.append(f"\nbf16 / fp32 throughput: {result['bf16_speedup']:.2f}× ({args.model_type}, {args.updates} "
                  f"updates of {args.max_tokens} tokens, {args.threads} thread(s), commit {result['commit'][:10]})")
-    with open(os.path.join(args.output_dir, "results.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
+    write_text_atomic(os.path.join(args.output_dir, "results.md"), "\n".join(lines) + "\n")
     print("\n".join(lines))
     return result
 

@@ -14,10 +14,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
+import time
 from collections.abc import Sequence
 
-# Written next to cached fertilities by training/align_fertility.py.
+import datasets
+
+from hf_nat.files import read_json, replace_folder, write_json_atomic
+from hf_nat.optional import require
+
+# Written next to cached fertilities by align_corpus.
 INFO_FILE = "fertility_info.json"
 
 
@@ -86,10 +93,7 @@ def align_words(source_words: list[list[str]], target_words: list[list[str]],
 
     The forward direction is used: every target word is linked to at most one source word.
     """
-    try:
-        import eflomal
-    except ImportError as error:  # an install-time dependency; say what to do if it is missing
-        raise ImportError("fertility labels need the eflomal aligner: pip install eflomal") from error
+    eflomal = require("eflomal", "fertility labels (word alignment)")
     if len(source_words) != len(target_words):
         raise ValueError(f"{len(source_words)} sources but {len(target_words)} targets")
     with tempfile.TemporaryDirectory() as tmp:
@@ -133,3 +137,47 @@ def corpus_fertilities(sources: list[str], targets: list[str], tokenizer, **alig
     stats = {"sentences": len(fertilities), "target_words": total_words, "unaligned_target_words": unaligned,
              "max_fertility": max((max(f) for f in fertilities if f), default=0)}
     return fertilities, stats
+
+
+def attach_fertility(examples: list[dict], train, tokenizer, folder: str, split: str) -> None:
+    """Add to each tokenized example of ``train`` (the split's ``source``/``target`` text, in the
+    examples' order) its labels cached by :func:`align_corpus` in ``folder``, matched by text."""
+    info = read_json(os.path.join(folder, INFO_FILE), "fertility labels info")
+    if info["tokenizer_fingerprint"] != tokenizer_fingerprint(tokenizer):
+        raise ValueError(f"--fertility {folder} was computed with another tokenizer; rerun hf-nat align")
+    cached = datasets.load_from_disk(folder)[split]
+    by_pair = {(s, t): f for s, t, f in zip(cached["source"], cached["target"], cached["fertility"])}
+    missing = 0
+    for example, source, target in zip(examples, train["source"], train["target"]):
+        fertility = by_pair.get((source, target))
+        if fertility is None or len(fertility) != len(example["input_ids"]):
+            missing += 1
+        else:
+            example["fertility"] = fertility
+    if missing:
+        raise ValueError(f"--fertility {folder} lacks labels for {missing} of {len(examples)} training pairs; "
+                         f"rerun hf-nat align on this corpus")
+
+
+def align_corpus(data: str, src: str, tgt: str, splits: Sequence[str], tokenizer, output: str) -> dict:
+    """Align every split of a corpus and save its fertilities to ``output`` (replaced when complete):
+    a ``save_to_disk`` DatasetDict (``source``, ``target``, ``fertility``) and :data:`INFO_FILE`
+    (statistics and the tokenizer's fingerprint, which training checks). Returns the statistics."""
+    from hf_nat.data.corpus import load_parallel_corpus
+
+    corpus = load_parallel_corpus(data, src, tgt, splits=list(splits))
+    out, stats = {}, {}
+    for split in splits:
+        started = time.perf_counter()
+        sources, targets = list(corpus[split]["source"]), list(corpus[split]["target"])
+        fertility, stats[split] = corpus_fertilities(sources, targets, tokenizer)
+        stats[split]["seconds"] = round(time.perf_counter() - started, 1)
+        out[split] = datasets.Dataset.from_dict({"source": sources, "target": targets, "fertility": fertility})
+        print(f"{split}: {stats[split]}")
+    staging = output.rstrip("/") + ".tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    datasets.DatasetDict(out).save_to_disk(staging)
+    write_json_atomic(os.path.join(staging, INFO_FILE), {"tokenizer_fingerprint": tokenizer_fingerprint(tokenizer),
+                                                        "data": data, "src": src, "tgt": tgt, "stats": stats})
+    replace_folder(staging, output)
+    return stats

@@ -1,0 +1,440 @@
+"""Export a trained hf_nat model as a self-contained Hub folder, and optionally push it.
+
+The folder loads in a process where hf_nat is not installed::
+
+    AutoModelForSeq2SeqLM.from_pretrained(folder, trust_remote_code=True)
+    pipeline("translation", model=folder, trust_remote_code=True)
+
+It holds safetensors weights, ``config.json`` (``auto_map`` for AutoConfig/AutoModel/
+AutoModelForSeq2SeqLM, ``custom_pipelines["translation"]``), the flat modeling code, the
+tokenizer, ``generation_config.json`` with the family's decoding defaults, and a README model card
+rendered from ``model_cards/nat_translation.md`` with the benchmark results (never invented ones).
+
+The benchmark rows must have been measured on this very model: their recorded fingerprint
+(``hf_nat.provenance.model_fingerprint``) must equal the exported folder's. Rows of another model,
+or rows without a fingerprint (older benchmarks), are refused; with
+``--allow_results_of_another_model`` they appear in the card's prose and table, marked as another
+model's, and never in its ``model-index`` metadata.
+
+Example::
+
+    python training/export.py --model runs/cmlm_en_de/best --output_dir exports/cmlm_en_de \\
+        --results results/cmlm_en_de_cpu/results.json --model_key cmlm_en_de/best \\
+        --training_summary runs/cmlm_en_de/summary.json [--push USER/cmlm-en-de] [--private]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import transformers
+from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, get_token
+from huggingface_hub.constants import is_offline_mode
+from huggingface_hub.utils import validate_repo_id
+from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
+from transformers.dynamic_module_utils import get_imports, get_relative_import_files
+
+from hf_nat.models import NATTranslationPipeline
+from hf_nat.models.nat_registry import Family, family_of
+from hf_nat.provenance import load_fingerprinted
+
+CARD_TEMPLATE = Path(__file__).resolve().parent / "model_cards" / "nat_translation.md"
+AUTO_CLASSES = ("AutoConfig", "AutoModel", "AutoModelForSeq2SeqLM")
+_EXAMPLES = {"en": "A man is riding a bicycle down the street.",
+             "de": "Ein Mann fährt mit dem Fahrrad die Straße entlang.",
+             "fr": "Un homme fait du vélo dans la rue.",
+             "cs": "Muž jede na kole po ulici."}
+
+
+# --- loading the model folder -------------------------------------------------------------------
+def load_model_folder(model_dir: str | os.PathLike):
+    """Load ``(model, tokenizer)`` from a ``save_pretrained`` folder, with errors that name the folder."""
+    path = Path(model_dir)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path} is not a model folder: no config.json there "
+                                f"(expected the output of save_pretrained, e.g. runs/<name>/best)")
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"unreadable config.json in {path}: {error}") from error
+    family_of(config.model_type)
+    model = AutoModelForSeq2SeqLM.from_pretrained(path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as error:
+        raise FileNotFoundError(f"no loadable tokenizer in {path}: {error}") from error
+    fill_generation_defaults(model)
+    return model.eval(), tokenizer
+
+
+def fill_generation_defaults(model) -> None:
+    """Give the generation config every decoding default of the family that it lacks (saved values win)."""
+    for name, value in model.nat_generation_defaults.items():
+        if not hasattr(model.generation_config, name):
+            setattr(model.generation_config, name, value)
+
+
+# --- the flat modeling code ------------------------------------------------------------------------
+def _class_ref(cls: type) -> str:
+    """``module.Class`` as remote code names it: the flat file's stem, then the class."""
+    return f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}"
+
+
+def _family_classes(family: Family) -> tuple[type, type, type]:
+    """The classes AutoConfig, AutoModel and AutoModelForSeq2SeqLM load for ``family``."""
+    return family.config_class, family.base_class, family.head_class
+
+
+def auto_map_for(model_type: str) -> dict[str, str]:
+    """The ``auto_map`` entries of a family: AutoConfig, AutoModel and AutoModelForSeq2SeqLM."""
+    return dict(zip(AUTO_CLASSES, map(_class_ref, _family_classes(family_of(model_type)))))
+
+
+def custom_pipelines_entry() -> dict[str, dict]:
+    """``config.custom_pipelines`` for the translation pipeline, in the format transformers 5 reads.
+
+    ``pipeline()`` looks a task up in ``config.custom_pipelines`` *before* it rejects the task
+    names transformers 5 removed ("translation" is one), so no registration is needed in the
+    loading process. ``pt`` names transformers Auto classes; v5 has no TensorFlow, so no ``tf``.
+    """
+    return {"translation": {"impl": _class_ref(NATTranslationPipeline),
+                            "pt": ["AutoModelForSeq2SeqLM"], "type": "text"}}
+
+
+def code_files(classes: Sequence[type]) -> list[Path]:
+    """Source files of ``classes`` plus every sibling module they import relatively, recursively.
+
+    Uses transformers' own import scanner, so the list is exactly what the remote-code loader
+    will look for.
+    """
+    files: dict[str, Path] = {}
+    for cls in classes:
+        source = Path(sys.modules[cls.__module__].__file__)
+        for path in [source, *map(Path, get_relative_import_files(source))]:
+            files.setdefault(path.name, path)
+    return sorted(files.values())
+
+
+def copy_code(classes: Sequence[type], folder: Path) -> list[Path]:
+    """Copy the flat modeling code into ``folder``; refuse code that imports hf_nat absolutely."""
+    copied = []
+    for source in code_files(classes):
+        if "hf_nat" in get_imports(source):
+            raise ValueError(f"{source} imports hf_nat absolutely; remote code can only use relative "
+                             f"imports of sibling modules")
+        target = folder / source.name
+        shutil.copyfile(source, target)
+        copied.append(target)
+    return copied
+
+
+# --- benchmark results and training summary ---------------------------------------------------------
+def read_json(path: str | os.PathLike, what: str) -> dict:
+    """Read a JSON object, with an error naming the file and what it should hold."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} file {path} does not exist") from None
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{what} file {path} is not valid JSON: {error}") from error
+    if not isinstance(data, dict):
+        raise ValueError(f"{what} file {path} holds {type(data).__name__}, expected a JSON object")
+    return data
+
+
+def load_results(path: str | os.PathLike) -> dict:
+    """Read a results.json written by training/benchmark.py (``metadata`` and ``rows``)."""
+    results = read_json(path, "benchmark results")
+    if not isinstance(results.get("rows"), list):
+        raise ValueError(f"benchmark results file {path} has no 'rows' list (not a training/benchmark.py result)")
+    results.setdefault("metadata", {})
+    return results
+
+
+def _same_path(a: str, b: str | os.PathLike) -> bool:
+    return os.path.normpath(a) == os.path.normpath(b) or os.path.realpath(a) == os.path.realpath(b)
+
+
+def select_rows(results: dict | None, model_dir: str | os.PathLike, model_key: str | None = None) -> list[dict]:
+    """The NAT rows of ``results`` that measured this model: named ``model_key``, else with its path.
+
+    No match by bare folder name ("best"): a wrong match would put another model's numbers on the card.
+    """
+    if not results:
+        return []
+    rows = [r for r in results["rows"] if r.get("kind") == "nat"]
+    if model_key is not None:
+        return [r for r in rows if r.get("model") == model_key]
+    return [r for r in rows if _same_path(r.get("model_path", ""), model_dir)]
+
+
+class ResultsOfAnotherModelError(ValueError):
+    """The benchmark rows chosen for a card cannot be shown to have measured the exported model."""
+
+
+def measured_models(rows: Sequence[dict]) -> list[dict]:
+    """The distinct models that ``rows`` measured: ``{"path", "fingerprint"}`` each, fingerprint None
+    where the benchmark recorded none."""
+    pairs = dict.fromkeys((r.get("model_path", "?"), r.get("model_fingerprint")) for r in rows)
+    return [{"path": path, "fingerprint": fingerprint} for path, fingerprint in pairs]
+
+
+def results_mismatch(rows: Sequence[dict], fingerprint: str) -> str | None:
+    """Why ``rows`` may not be claimed as results of the model with ``fingerprint``; None when they may.
+
+    They may only if every row recorded exactly this fingerprint.
+    """
+    measured = measured_models(rows)
+    others = [m for m in measured if m["fingerprint"] and m["fingerprint"] != fingerprint]
+    if others:
+        return "they were measured on another model: " + ", ".join(
+            f"{m['path']} (fingerprint {m['fingerprint']})" for m in others)
+    if any(not m["fingerprint"] for m in measured):
+        return ("they record no fingerprint of the model measured (written by a training/benchmark.py older "
+                "than model fingerprints), so they cannot be traced to this model")
+    return None
+
+
+def baseline_rows(results: dict | None) -> list[dict]:
+    """The autoregressive rows of ``results`` (the baseline that speed ratios refer to)."""
+    return [r for r in results["rows"] if r.get("kind") == "ar"] if results else []
+
+
+def default_training_summary(model_dir: str | os.PathLike) -> Path | None:
+    """``training_info.json``, which training/train.py writes into best/ and final/, if present."""
+    path = Path(model_dir) / "training_info.json"
+    return path if path.is_file() else None
+
+
+# --- the model card -----------------------------------------------------------------------------------
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    return f"{value:.{digits}f}" if _finite(value) else "n/a"
+
+
+def eval_results(rows: Sequence[dict], dataset: dict, baseline_label: str) -> list[EvalResult]:
+    """model-index entries: sacreBLEU, chrF and the latency speedup of each decoding setting, as measured."""
+    common = dict(task_type="translation", task_name="Translation", dataset_type=dataset["type"],
+                  dataset_name=dataset["name"], dataset_config=dataset["config"], dataset_split=dataset["split"])
+    metrics = [("bleu", "bleu", "sacreBLEU"), ("chrf", "chrf", "chrF"),
+               ("speedup", "speedup", f"latency speedup vs AR {baseline_label}, batch 1")]
+    results = []
+    for row in rows:
+        for key, metric_type, name in metrics:
+            if _finite(row.get(key)):
+                results.append(EvalResult(metric_type=metric_type, metric_name=f"{name} ({row['label']})",
+                                          metric_value=row[key], **common))
+    return results
+
+
+def _table_row(row: dict, nat_kind: str) -> dict:
+    iterations = _fmt(row.get("mean_iterations"))
+    if row.get("kind") == "ar" and iterations != "n/a":
+        iterations += " steps"
+    return {"model": row.get("model", "?"), "kind": "AR baseline" if row.get("kind") == "ar" else nat_kind,
+            "setting": row.get("label", json.dumps(row.get("setting", {}))), "bleu": _fmt(row.get("bleu")),
+            "chrf": _fmt(row.get("chrf")), "latency": _fmt(row.get("latency_ms_median"), 1),
+            "speedup": _fmt(row.get("speedup")), "sents_per_s": _fmt(row.get("sents_per_s"), 1),
+            "throughput": _fmt(row.get("throughput_ratio")), "iterations": iterations,
+            "repetition": _fmt(100 * row["repetition_rate"]) if _finite(row.get("repetition_rate")) else "n/a"}
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return json.dumps(value) if isinstance(value, (dict, list, bool)) or value is None else str(value)
+
+
+def _recipe(summary: dict | None) -> dict | None:
+    """Training facts as (name, value) pairs: top-level scalars, then the command-line arguments."""
+    if not summary:
+        return None
+    facts = [(k, v) for k, v in summary.items() if not isinstance(v, (dict, list))]
+    args = summary.get("args") if isinstance(summary.get("args"), dict) else {}
+    curve = summary.get("valid_curve")
+    if isinstance(curve, list) and curve:
+        facts.append(("validation points", len(curve)))
+    return {"facts": [(k, _show(v)) for k, v in facts], "args": [(k, _show(v)) for k, v in args.items()]}
+
+
+def _model_facts(model) -> dict:
+    config = model.config
+    family = family_of(config.model_type)
+    return {"family": family.head_class.__name__.replace("ForConditionalGeneration", ""),
+            "family_summary": (family.config_class.__doc__ or "").strip().splitlines()[0].rstrip("."),
+            "model_type": config.model_type, "parameters": f"{model.num_parameters():,}",
+            "encoder_layers": config.encoder_layers, "decoder_layers": config.decoder_layers,
+            "d_model": config.d_model, "heads": config.encoder_attention_heads,
+            "ffn_dim": config.encoder_ffn_dim, "vocab_size": config.vocab_size,
+            "max_positions": config.max_position_embeddings,
+            "decoding_defaults": {k: getattr(model.generation_config, k) for k in model.nat_generation_defaults}}
+
+
+def _dataset(results: dict | None, summary: dict | None, dataset_name: str | None,
+             src: str | None, tgt: str | None) -> dict:
+    """Dataset name, languages and split, from the arguments, else the results, else the training args."""
+    meta = (results or {}).get("metadata", {})
+    args = (summary or {}).get("args") or {}
+    src = src or meta.get("src") or args.get("src")
+    tgt = tgt or meta.get("tgt") or args.get("tgt")
+    data_dir = meta.get("data_dir") or args.get("data")
+    name = dataset_name or (os.path.basename(os.path.normpath(data_dir)) if data_dir else None)
+    pair = f"{src}-{tgt}" if src and tgt else None
+    return {"type": name or "unknown", "name": f"{name} {pair}" if name and pair else (name or "unknown"),
+            "config": pair, "split": meta.get("split"), "src": src, "tgt": tgt, "known": name is not None}
+
+
+def render_model_card(model, fingerprint: str, rows: Sequence[dict] = (), results: dict | None = None,
+                      training_summary: dict | None = None, model_name: str = "model", repo_id: str | None = None,
+                      dataset_name: str | None = None, src: str | None = None, tgt: str | None = None,
+                      template_path: str | os.PathLike = CARD_TEMPLATE) -> ModelCard:
+    """Fill the card template: metadata (``model-index`` from ``rows``), usage, results, recipe, limitations.
+
+    ``fingerprint`` is the model's (``hf_nat.provenance.model_fingerprint`` of its folder) and
+    ``rows`` the benchmark rows chosen for it. Only rows that recorded this fingerprint go into
+    ``model-index``; other rows (which export_model lets through only when told to) appear in the
+    prose and table under a statement that they are not this model's. With no rows, the card says
+    that the metrics are missing and ``model-index`` is left out. No number appears that is not in
+    ``results``.
+    """
+    dataset = _dataset(results, training_summary, dataset_name, src, tgt)
+    facts = dict(_model_facts(model), fingerprint=fingerprint)
+    meta = (results or {}).get("metadata", {}) if rows else {}
+    baseline_label = meta.get("baseline_setting", "greedy")
+    mismatch = results_mismatch(rows, fingerprint) if rows else None
+    measured = measured_models(rows)
+    # "another model" when a recorded fingerprint differs; rows without one are only untraceable.
+    provenance = {"this_model": mismatch is None, "measured": measured,
+                  "another_model": any(m["fingerprint"] and m["fingerprint"] != fingerprint for m in measured)}
+    evals = eval_results(rows, dataset, baseline_label) if mismatch is None else []
+    card_data = ModelCardData(
+        language=[lang for lang in (dataset["src"], dataset["tgt"]) if lang] or None, license="apache-2.0",
+        library_name="transformers", pipeline_tag="translation",
+        tags=["translation", "non-autoregressive", "hf_nat", facts["model_type"]],
+        datasets=[dataset["type"]] if dataset["known"] else None,
+        metrics=["sacrebleu", "chrf"] if evals else None,
+        model_name=model_name if evals else None, eval_results=evals or None)
+    nat_kind = "this model" if mismatch is None else "another model"
+    table = [_table_row(r, nat_kind) for r in [*baseline_rows(results if rows else None), *rows]]
+    return ModelCard.from_template(
+        card_data, template_path=str(template_path), model_name=model_name,
+        repo_id=repo_id or f"path/to/{model_name}", dataset=dataset, model=facts,
+        example=_EXAMPLES.get(dataset["src"], f"<a sentence in {dataset['src'] or 'the source language'}>"),
+        has_results=bool(rows), provenance=provenance, table=table, meta=meta,
+        device=meta.get("gpu") or meta.get("cpu") or meta.get("device"),
+        recipe=_recipe(training_summary), transformers_version=transformers.__version__)
+
+
+# --- export and push ------------------------------------------------------------------------------------
+def _prepare_output(output_dir: Path, overwrite: bool) -> Path:
+    """A fresh staging folder beside ``output_dir``; refuse to clobber a non-empty one unless asked."""
+    if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
+        raise FileExistsError(f"{output_dir} exists and is not empty (pass overwrite=True / --overwrite)")
+    staging = output_dir.with_name(output_dir.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def _save_model(model, tokenizer, folder: Path) -> None:
+    """Weights, config (auto_map, custom_pipelines), generation defaults, tokenizer, flat code."""
+    family = family_of(model.config.model_type)
+    # transformers only writes the saved class's own _auto_class into auto_map: seed all three.
+    model.config.auto_map = auto_map_for(model.config.model_type)
+    model.config.custom_pipelines = custom_pipelines_entry()
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    copy_code([*_family_classes(family), NATTranslationPipeline], folder)
+
+
+def export_model(model_dir: str | os.PathLike, output_dir: str | os.PathLike, results: str | os.PathLike | None = None,
+                 model_key: str | None = None, training_summary: str | os.PathLike | None = None,
+                 dataset_name: str | None = None, src: str | None = None, tgt: str | None = None,
+                 repo_id: str | None = None, overwrite: bool = False,
+                 allow_results_of_another_model: bool = False) -> Path:
+    """Export the model in ``model_dir`` into ``output_dir`` as a Hub folder; returns its path.
+
+    ``results`` is a training/benchmark.py results.json (rows picked by ``model_key``, else by
+    this model's path); ``training_summary`` a training/train.py summary.json (default: the
+    folder's training_info.json). The folder is written beside ``output_dir`` and moved into
+    place only when complete.
+
+    The picked rows must carry this model's fingerprint; otherwise (another model's rows, or rows
+    without a fingerprint) ResultsOfAnotherModelError is raised before anything is written, unless
+    ``allow_results_of_another_model``: then the card shows them as another model's, outside
+    ``model-index``.
+    """
+    output = Path(output_dir)
+    if output.resolve() == Path(model_dir).resolve():
+        raise ValueError(f"output_dir {output} is the model folder itself; export into another folder")
+    (model, tokenizer), fingerprint = load_fingerprinted(model_dir, load_model_folder)
+    bench = load_results(results) if results is not None else None
+    rows = select_rows(bench, model_dir, model_key)
+    if bench is not None and not rows:
+        available = sorted({r.get("model") for r in bench["rows"] if r.get("kind") == "nat"})
+        warnings.warn(f"{results} has no rows for {model_key or model_dir} (NAT models there: {available}; "
+                      f"pass model_key to pick one); the card will say that metrics are missing", stacklevel=2)
+    mismatch = results_mismatch(rows, fingerprint) if rows else None
+    if mismatch and not allow_results_of_another_model:
+        raise ResultsOfAnotherModelError(
+            f"the rows of {results} for {model_key or model_dir} cannot go on the card of {model_dir} "
+            f"(fingerprint {fingerprint}): {mismatch}. Benchmark this model (training/benchmark.py --models "
+            f"{model_dir}) and export with those results, or pass --allow_results_of_another_model to show them "
+            f"on the card marked as another model's and left out of model-index; nothing was written")
+    summary_path = training_summary if training_summary is not None else default_training_summary(model_dir)
+    summary = read_json(summary_path, "training summary") if summary_path is not None else None
+    name = repo_id.split("/")[-1] if repo_id else output.name
+    card = render_model_card(model, fingerprint, rows, bench, summary, model_name=name, repo_id=repo_id,
+                             dataset_name=dataset_name, src=src, tgt=tgt)
+    staging = _prepare_output(output, overwrite)
+    try:
+        _save_model(model, tokenizer, staging)
+        card.save(staging / "README.md")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(output, ignore_errors=True)
+    os.replace(staging, output)
+    return output
+
+
+def push_folder(output_dir: str | os.PathLike, repo_id: str, token: str | None = None, private: bool = False) -> str:
+    """Upload an exported folder to the Hub model repo ``repo_id`` (created if missing); returns its URL.
+
+    Raises RuntimeError, before any network call, without a token (``token``, HF_TOKEN or a saved
+    login) or in offline mode, and wraps network/Hub failures in a RuntimeError. The folder is
+    only read, never changed.
+    """
+    folder = Path(output_dir)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder} is not an exported model folder (no config.json); run the export first")
+    validate_repo_id(repo_id)
+    token = token or get_token()
+    if not token:
+        raise RuntimeError(f"cannot push to {repo_id}: no Hugging Face token (pass --token, set HF_TOKEN or "
+                           f"run `hf auth login`); the exported folder {folder} is intact")
+    if is_offline_mode():
+        raise RuntimeError(f"cannot push to {repo_id}: offline mode is on (HF_HUB_OFFLINE=1); "
+                           f"the exported folder {folder} is intact")
+    api = HfApi(token=token)
+    try:
+        url = api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
+                          commit_message="Upload hf_nat export (weights, remote code, model card)")
+    # Auth, network and server failures surface as many exception types (HfHubHTTPError,
+    # OfflineModeIsEnabled, the HTTP client's own errors): report them all the same way, chained.
+    except Exception as error:
+        raise RuntimeError(f"push of {folder} to {repo_id} failed ({type(error).__name__}: {error}); "
+                           f"the exported folder is intact, retry with the same command") from error
+    return str(url)

@@ -1,0 +1,251 @@
+"""The training loop of every hf_nat family and of the AR baseline, with Accelerate.
+
+``train(args)`` takes the options of ``hf-nat train`` (:mod:`hf_nat.cli`): it loads the corpus
+(training the joint tokenizer on it if needed), builds the model, trains it under a token budget
+per batch with an inverse-square-root schedule, validates with the model's own ``generate()``
+every ``eval_every`` updates (keeping the best as ``best/``), checkpoints every ``save_every``
+updates (resumable bit-identically) and stops at ``max_updates`` or the time budget. Data-parallel
+under ``accelerate launch``; every process agrees when to stop.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+from transformers import AutoTokenizer
+
+from hf_nat.checkpoints import (TrainState, drop_log_records_after, resume, save_checkpoint, save_model,
+                                share_identical_weights)
+from hf_nat.data import (Seq2SeqCollator, TokenBudgetBatchSampler, load_parallel_corpus, require_pairs,
+                         source_token_limit, tokenize_corpus, train_joint_tokenizer)
+from hf_nat.data.fertility import attach_fertility
+from hf_nat.metrics import corpus_scores
+from hf_nat.model_builder import build_model, load_initial_weights
+from hf_nat.translate import translate
+
+__all__ = ["compute_loss", "inverse_sqrt_lr", "progress_bar", "train"]
+
+
+def compute_loss(model, batch: dict, generator: torch.Generator, label_smoothing: float):
+    """(loss, named parts) for a batch: NAT families return their own loss; AR models get
+    label-smoothed cross-entropy over the shifted target."""
+    if getattr(getattr(model, "module", model), "is_nat", False):  # DDP wraps the model in .module
+        out = model(**batch, generator=generator)
+        return out.loss, out.losses
+    logits = model(**batch).logits
+    loss = F.cross_entropy(logits.float().flatten(0, 1), batch["labels"].flatten(), ignore_index=-100,
+                           label_smoothing=label_smoothing)
+    return loss, {"tokens": loss.detach()}
+
+
+def inverse_sqrt_lr(step: int, base_lr: float, warmup: int) -> float:
+    """Linear warm-up to ``base_lr`` over ``warmup`` updates, then decay ∝ 1/sqrt(step)."""
+    step = max(step, 1)
+    return base_lr * min(step / max(warmup, 1), math.sqrt(max(warmup, 1) / step))
+
+
+def prepare_tokenizer(args, accelerator: Accelerator, corpus) -> object:
+    """Load ``--tokenizer``, or train a joint one on the training split (main process) and share it."""
+    path = args.tokenizer or os.path.join(args.output_dir, "tokenizer")
+    if not os.path.exists(os.path.join(path, "tokenizer.json")):
+        if args.tokenizer:
+            raise FileNotFoundError(f"no tokenizer.json in --tokenizer {args.tokenizer}")
+        if accelerator.is_main_process:
+            train = corpus[args.train_split]
+            train_joint_tokenizer(list(train["source"]) + list(train["target"]), vocab_size=args.vocab_size,
+                                  output_dir=path, model_max_length=args.max_positions)
+        accelerator.wait_for_everyone()
+    return AutoTokenizer.from_pretrained(path)
+
+
+def load_corpus(args, accelerator: Accelerator):
+    """The training and validation splits as ``source``/``target`` text, and the tokenizer.
+
+    Both splits must hold pairs: an empty training split would fail deep inside training, an empty
+    validation split only after it, in the scorer, with nothing saved. Checked before the tokenizer
+    is trained, so no tokenizer of an empty corpus is left behind.
+    """
+    corpus = load_parallel_corpus(args.data, args.src, args.tgt, splits=[args.train_split, args.valid_split])
+    require_pairs(corpus, f"{args.data} ({args.src}-{args.tgt})")
+    return corpus, prepare_tokenizer(args, accelerator, corpus)
+
+
+def load_data(args, corpus, tokenizer, model):
+    """Tokenized training examples and raw validation pairs ``(sources, targets)``.
+
+    Training pairs are dropped when the source is longer than ``--max_length`` or than ``model``
+    accepts (its own source limit: an upsampling CTC/Imputer model reads only
+    ``max_position_embeddings // upsample_ratio`` tokens), or the target longer than ``--max_length``.
+    """
+    source_limit = min(args.max_length, source_token_limit(model, default=args.max_length))
+    train = tokenize_corpus(corpus[args.train_split], tokenizer, max_source_length=source_limit,
+                            max_target_length=args.max_length, filter_splits=[args.train_split])
+    require_pairs({args.train_split: train}, f"{args.data} within the length limits (source <= {source_limit}, "
+                                             f"target <= {args.max_length} tokens); raise --max_length or --max_positions")
+    examples = [{"input_ids": s, "labels": t} for s, t in zip(train["input_ids"], train["labels"])]
+    if args.fertility:
+        attach_fertility(examples, train, tokenizer, args.fertility, args.train_split)
+    valid = corpus[args.valid_split]
+    if args.eval_sentences:
+        valid = valid.select(range(min(args.eval_sentences, len(valid))))
+    return examples, (list(valid["source"]), list(valid["target"]))
+
+
+def validate(model, tokenizer, valid, args) -> dict:
+    """Validation BLEU/chrF of the model's own decoding."""
+    hyps = translate(model, tokenizer, valid[0], args.eval_batch_size, **args.eval_generate_kwargs)
+    return corpus_scores(hyps, valid[1])
+
+
+def progress_bar(args, state: TrainState, disable: bool) -> tqdm:
+    """The training bar: over the time budget (seconds, with total and ETA) when ``--max_minutes``
+    is set, else over ``--max_updates``; its postfix shows the update and the running loss."""
+    if args.max_minutes:
+        budget = round(args.max_minutes * 60)
+        return tqdm(total=budget, initial=min(round(state.train_seconds), budget), disable=disable,
+                    desc=f"train {args.model_type}", unit="s",
+                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
+    return tqdm(total=args.max_updates, initial=state.step, disable=disable, desc=f"train {args.model_type}",
+                unit="update")
+
+
+def train(args) -> dict:
+    """Run training; returns a summary (updates, wall time, best validation BLEU)."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    accelerator = Accelerator(mixed_precision=args.mixed_precision)
+    set_seed(args.seed)
+    os.makedirs(args.output_dir, exist_ok=True)
+    corpus, tokenizer = load_corpus(args, accelerator)
+    model = build_model(args, tokenizer)  # before the data: its own source limit filters the pairs
+    examples, valid = load_data(args, corpus, tokenizer, model)
+    if args.init_from and not args.resume:
+        accelerator.print(f"initialised from {args.init_from}: {load_initial_weights(model, args.init_from)}")
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=args.lr, betas=(0.9, 0.98), eps=1e-8)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    # Masking noise has its own generator (one stream per process), so it is saved and restored
+    # with the checkpoint independently of the global RNG that dropout uses.
+    generator = torch.Generator().manual_seed(args.seed * 1000 + accelerator.process_index)
+    state = TrainState(generator=generator)
+    accelerator.register_for_checkpointing(state)
+    if args.resume:
+        resume(accelerator, args.output_dir)
+        if accelerator.is_main_process:
+            drop_log_records_after(os.path.join(args.output_dir, "train_log.jsonl"), state.step)
+
+    lengths = [max(len(e["input_ids"]), len(e["labels"])) for e in examples]
+    sampler = TokenBudgetBatchSampler(lengths, args.max_tokens, shuffle=True, seed=args.seed,
+                                      num_replicas=accelerator.num_processes, rank=accelerator.process_index)
+    collate = Seq2SeqCollator(pad_token_id=tokenizer.pad_token_id)
+    unwrapped = accelerator.unwrap_model(model)
+    log_path = os.path.join(args.output_dir, "train_log.jsonl")
+    bar = progress_bar(args, state, disable=args.no_progress or not accelerator.is_main_process)
+    window = {"loss": 0.0, "n": 0, "tokens": 0, "start": time.perf_counter()}
+    stop = False
+    started = time.perf_counter() - state.train_seconds
+    run_started = time.perf_counter()
+
+    def out_of_time() -> bool:
+        if args.max_minutes is None and args.max_minutes_this_run is None:
+            return False
+        # Every process must agree, or one would wait forever for the others' gradients.
+        now = time.perf_counter()
+        elapsed = torch.tensor([now - started, now - run_started], device=accelerator.device)
+        total, this_run = accelerator.reduce(elapsed, "max").tolist()
+        return ((args.max_minutes is not None and total > args.max_minutes * 60)
+                or (args.max_minutes_this_run is not None and this_run > args.max_minutes_this_run * 60))
+
+    while not stop and state.step < args.max_updates:
+        sampler.set_epoch(state.epoch)
+        batches = list(sampler)
+        for batch_index in range(state.batch_in_epoch, len(batches)):
+            model.train()
+            batch = {k: v.to(accelerator.device) for k, v in collate([examples[i] for i in batches[batch_index]]).items()}
+            lr = inverse_sqrt_lr(state.step + 1, args.lr, args.warmup)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with accelerator.autocast():
+                loss, parts = compute_loss(model, batch, state.generator, args.label_smoothing)
+            accelerator.backward(loss)
+            if args.clip_norm > 0:
+                accelerator.clip_grad_norm_(model.parameters(), args.clip_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            state.step += 1
+            state.batch_in_epoch = batch_index + 1
+            target_tokens = int((batch["labels"] != -100).sum())
+            state.target_tokens += target_tokens
+            window["loss"] += loss.item()
+            window["n"] += 1
+            window["tokens"] += target_tokens
+            state.train_seconds = time.perf_counter() - started
+            bar.set_postfix(step=state.step, loss=f"{window['loss'] / window['n']:.3f}", refresh=False)
+            bar.update((round(state.train_seconds) if args.max_minutes else state.step) - bar.n)
+
+            if state.step % args.log_every == 0:
+                seconds = time.perf_counter() - window["start"]
+                record = {"step": state.step, "epoch": state.epoch, "loss": window["loss"] / window["n"], "lr": lr,
+                          "target_tokens_per_s": window["tokens"] * accelerator.num_processes / max(seconds, 1e-9),
+                          **{k: float(v) for k, v in parts.items()}, "train_seconds": state.train_seconds}
+                if accelerator.is_main_process:
+                    with open(log_path, "a") as f:
+                        f.write(json.dumps(record) + "\n")
+                window = {"loss": 0.0, "n": 0, "tokens": 0, "start": time.perf_counter()}
+
+            stop = state.step >= args.max_updates or out_of_time()
+            if state.step % args.eval_every == 0 or stop:
+                evaluate_and_keep_best(accelerator, unwrapped, tokenizer, valid, state, args, log_path)
+            if state.step % args.save_every == 0 or stop:
+                save_checkpoint(accelerator, state, args.output_dir, args.keep_checkpoints)
+            if stop:
+                break
+        else:
+            state.epoch += 1
+            state.batch_in_epoch = 0
+    bar.close()
+    summary = {"updates": state.step, "epochs": state.epoch, "train_minutes": state.train_seconds / 60,
+               "best_valid_bleu": state.best_bleu, "target_tokens": state.target_tokens,
+               "processes": accelerator.num_processes, "mixed_precision": args.mixed_precision,
+               "threads": torch.get_num_threads(), "args": vars(args)}
+    if accelerator.is_main_process:
+        save_model(unwrapped, tokenizer, os.path.join(args.output_dir, "final"), summary)
+        if not os.path.isdir(os.path.join(args.output_dir, "best")):
+            save_model(unwrapped, tokenizer, os.path.join(args.output_dir, "best"), summary)
+        share_identical_weights(os.path.join(args.output_dir, "best"), os.path.join(args.output_dir, "final"))
+        with open(os.path.join(args.output_dir, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=2)
+    accelerator.wait_for_everyone()
+    return summary
+
+
+def evaluate_and_keep_best(accelerator, model, tokenizer, valid, state: TrainState, args, log_path: str) -> None:
+    """Validation BLEU on the main process; a new best is saved to ``output_dir/best``."""
+    if accelerator.is_main_process:
+        scores = validate(model, tokenizer, valid, args)
+        improved = scores["bleu"] > state.best_bleu
+        if improved:
+            state.best_bleu = scores["bleu"]
+            save_model(model, tokenizer, os.path.join(args.output_dir, "best"),
+                       {"step": state.step, "valid_bleu": scores["bleu"], "valid_chrf": scores["chrf"],
+                        "train_minutes": state.train_seconds / 60, "args": vars(args)})
+        with open(log_path, "a") as f:
+            f.write(json.dumps({"step": state.step, "valid_bleu": scores["bleu"], "valid_chrf": scores["chrf"],
+                                "best": improved, "train_seconds": state.train_seconds}) + "\n")
+        accelerator.print(f"step {state.step}: valid BLEU {scores['bleu']:.2f} chrF {scores['chrf']:.2f}"
+                          + (" (best)" if improved else ""))
+    # Every process keeps the same best score, so checkpoints agree whichever rank writes them.
+    best = torch.tensor([state.best_bleu], device=accelerator.device)
+    state.best_bleu = accelerator.reduce(best, "max").item()
+    model.train()
