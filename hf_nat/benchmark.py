@@ -12,12 +12,11 @@ Every row records the folder it measured and that folder's content fingerprint
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import os
 import re
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -29,6 +28,7 @@ from hf_nat.metrics import corpus_scores
 from hf_nat.metrics.output_stats import count_tokens, leftover_special_ids, repetition_rate
 from hf_nat.models.nat_registry import family_of
 from hf_nat.reports import write_results
+from hf_nat.results import Row
 from hf_nat.run_info import environment
 from hf_nat.translate import AR_LENGTH, measure_latency, translate_corpus
 
@@ -37,54 +37,6 @@ __all__ = ["AR_GREEDY", "DEFAULT_AR_SETTINGS", "Row", "read_test_pairs", "resolv
 
 DEFAULT_AR_SETTINGS: list[dict[str, Any]] = [{"num_beams": 1}, {"num_beams": 5}]
 AR_GREEDY: dict[str, Any] = {"num_beams": 1}
-
-
-@dataclass
-class Row:
-    """One (model, decoding setting) result line of ``results.json``."""
-
-    model: str
-    model_path: str
-    model_fingerprint: str | None
-    kind: str
-    setting: dict[str, Any]
-    label: str
-    n_sentences: int
-    bleu: float
-    chrf: float
-    latency_ms_median: float
-    latency_ms_p90: float
-    latency_sentences: int
-    sents_per_s: float
-    decode_seconds: float
-    mean_iterations: float
-    iterations_unit: str
-    repetition_rate: float
-    leftover_special_tokens: int = 0
-    speedup: float = float("nan")
-    throughput_ratio: float = float("nan")
-    hyps_file: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, row: Mapping[str, Any]) -> "Row":
-        """A row read back from ``results.json``; fields an older file lacks get their defaults
-        (``model_fingerprint`` None), unknown keys are a ValueError."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(row) - names)
-        if unknown:
-            raise ValueError(f"benchmark row has unknown field(s) {unknown}; its fields are {sorted(names)}")
-        values = dict(row)
-        values.setdefault("model_fingerprint", None)
-        try:
-            return cls(**values)
-        except TypeError as error:
-            raise ValueError(f"benchmark row lacks fields: {error}") from error
-
-    @property
-    def is_nat(self) -> bool:
-        """Whether the row measured a NAT model (else the AR baseline or another AR model)."""
-        return self.kind == "nat"
 
 
 def read_test_pairs(data_dir: str, split: str, src: str, tgt: str,

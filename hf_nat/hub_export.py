@@ -18,7 +18,7 @@ model's, and never in its ``model-index`` metadata.
 
 Example::
 
-    python training/export.py --model runs/cmlm_en_de/best --output_dir exports/cmlm_en_de \\
+    hf-nat export --model runs/cmlm_en_de/best --output_dir exports/cmlm_en_de \\
         --results results/cmlm_en_de_cpu/results.json --model_key cmlm_en_de/best \\
         --training_summary runs/cmlm_en_de/summary.json [--push USER/cmlm-en-de] [--private]
 """
@@ -43,7 +43,9 @@ from transformers.dynamic_module_utils import get_imports, get_relative_import_f
 
 from hf_nat.models import NATTranslationPipeline
 from hf_nat.models.nat_registry import Family, family_of
+from hf_nat.files import read_json, replace_folder
 from hf_nat.provenance import load_fingerprinted
+from hf_nat.results import Row
 
 CARD_TEMPLATE = Path(__file__).resolve().parent / "model_cards" / "nat_translation.md"
 AUTO_CLASSES = ("AutoConfig", "AutoModel", "AutoModelForSeq2SeqLM")
@@ -136,58 +138,47 @@ def copy_code(classes: Sequence[type], folder: Path) -> list[Path]:
 
 
 # --- benchmark results and training summary ---------------------------------------------------------
-def read_json(path: str | os.PathLike, what: str) -> dict:
-    """Read a JSON object, with an error naming the file and what it should hold."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{what} file {path} does not exist") from None
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{what} file {path} is not valid JSON: {error}") from error
-    if not isinstance(data, dict):
-        raise ValueError(f"{what} file {path} holds {type(data).__name__}, expected a JSON object")
-    return data
-
-
 def load_results(path: str | os.PathLike) -> dict:
-    """Read a results.json written by training/benchmark.py (``metadata`` and ``rows``)."""
+    """Read a results.json written by ``hf-nat benchmark``: ``{"metadata": dict, "rows": [Row, ...]}``."""
     results = read_json(path, "benchmark results")
-    if not isinstance(results.get("rows"), list):
-        raise ValueError(f"benchmark results file {path} has no 'rows' list (not a training/benchmark.py result)")
-    results.setdefault("metadata", {})
-    return results
+    if not isinstance(results.get("rows"), list) or not all(isinstance(r, dict) for r in results["rows"]):
+        raise ValueError(f"benchmark results file {path} has no 'rows' list of objects (not an hf-nat benchmark result)")
+    try:
+        rows = [Row.from_dict(row) for row in results["rows"]]
+    except ValueError as error:
+        raise ValueError(f"benchmark results file {path}: {error}") from error
+    return {"metadata": results.get("metadata") or {}, "rows": rows}
 
 
 def _same_path(a: str, b: str | os.PathLike) -> bool:
     return os.path.normpath(a) == os.path.normpath(b) or os.path.realpath(a) == os.path.realpath(b)
 
 
-def select_rows(results: dict | None, model_dir: str | os.PathLike, model_key: str | None = None) -> list[dict]:
+def select_rows(results: dict | None, model_dir: str | os.PathLike, model_key: str | None = None) -> list[Row]:
     """The NAT rows of ``results`` that measured this model: named ``model_key``, else with its path.
 
     No match by bare folder name ("best"): a wrong match would put another model's numbers on the card.
     """
     if not results:
         return []
-    rows = [r for r in results["rows"] if r.get("kind") == "nat"]
+    rows = [r for r in results["rows"] if r.is_nat]
     if model_key is not None:
-        return [r for r in rows if r.get("model") == model_key]
-    return [r for r in rows if _same_path(r.get("model_path", ""), model_dir)]
+        return [r for r in rows if r.model == model_key]
+    return [r for r in rows if _same_path(r.model_path, model_dir)]
 
 
 class ResultsOfAnotherModelError(ValueError):
     """The benchmark rows chosen for a card cannot be shown to have measured the exported model."""
 
 
-def measured_models(rows: Sequence[dict]) -> list[dict]:
+def measured_models(rows: Sequence[Row]) -> list[dict]:
     """The distinct models that ``rows`` measured: ``{"path", "fingerprint"}`` each, fingerprint None
     where the benchmark recorded none."""
-    pairs = dict.fromkeys((r.get("model_path", "?"), r.get("model_fingerprint")) for r in rows)
+    pairs = dict.fromkeys((r.model_path, r.model_fingerprint) for r in rows)
     return [{"path": path, "fingerprint": fingerprint} for path, fingerprint in pairs]
 
 
-def results_mismatch(rows: Sequence[dict], fingerprint: str) -> str | None:
+def results_mismatch(rows: Sequence[Row], fingerprint: str) -> str | None:
     """Why ``rows`` may not be claimed as results of the model with ``fingerprint``; None when they may.
 
     They may only if every row recorded exactly this fingerprint.
@@ -198,18 +189,18 @@ def results_mismatch(rows: Sequence[dict], fingerprint: str) -> str | None:
         return "they were measured on another model: " + ", ".join(
             f"{m['path']} (fingerprint {m['fingerprint']})" for m in others)
     if any(not m["fingerprint"] for m in measured):
-        return ("they record no fingerprint of the model measured (written by a training/benchmark.py older "
+        return ("they record no fingerprint of the model measured (written by a benchmark older "
                 "than model fingerprints), so they cannot be traced to this model")
     return None
 
 
-def baseline_rows(results: dict | None) -> list[dict]:
+def baseline_rows(results: dict | None) -> list[Row]:
     """The autoregressive rows of ``results`` (the baseline that speed ratios refer to)."""
-    return [r for r in results["rows"] if r.get("kind") == "ar"] if results else []
+    return [r for r in results["rows"] if not r.is_nat] if results else []
 
 
 def default_training_summary(model_dir: str | os.PathLike) -> Path | None:
-    """``training_info.json``, which training/train.py writes into best/ and final/, if present."""
+    """``training_info.json``, which hf-nat train writes into best/ and final/, if present."""
     path = Path(model_dir) / "training_info.json"
     return path if path.is_file() else None
 
@@ -223,7 +214,7 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return f"{value:.{digits}f}" if _finite(value) else "n/a"
 
 
-def eval_results(rows: Sequence[dict], dataset: dict, baseline_label: str) -> list[EvalResult]:
+def eval_results(rows: Sequence[Row], dataset: dict, baseline_label: str) -> list[EvalResult]:
     """model-index entries: sacreBLEU, chrF and the latency speedup of each decoding setting, as measured."""
     common = dict(task_type="translation", task_name="Translation", dataset_type=dataset["type"],
                   dataset_name=dataset["name"], dataset_config=dataset["config"], dataset_split=dataset["split"])
@@ -232,22 +223,21 @@ def eval_results(rows: Sequence[dict], dataset: dict, baseline_label: str) -> li
     results = []
     for row in rows:
         for key, metric_type, name in metrics:
-            if _finite(row.get(key)):
-                results.append(EvalResult(metric_type=metric_type, metric_name=f"{name} ({row['label']})",
-                                          metric_value=row[key], **common))
+            if _finite(getattr(row, key)):
+                results.append(EvalResult(metric_type=metric_type, metric_name=f"{name} ({row.label})",
+                                          metric_value=getattr(row, key), **common))
     return results
 
 
-def _table_row(row: dict, nat_kind: str) -> dict:
-    iterations = _fmt(row.get("mean_iterations"))
-    if row.get("kind") == "ar" and iterations != "n/a":
+def _table_row(row: Row, nat_kind: str) -> dict:
+    iterations = _fmt(row.mean_iterations)
+    if not row.is_nat and iterations != "n/a":
         iterations += " steps"
-    return {"model": row.get("model", "?"), "kind": "AR baseline" if row.get("kind") == "ar" else nat_kind,
-            "setting": row.get("label", json.dumps(row.get("setting", {}))), "bleu": _fmt(row.get("bleu")),
-            "chrf": _fmt(row.get("chrf")), "latency": _fmt(row.get("latency_ms_median"), 1),
-            "speedup": _fmt(row.get("speedup")), "sents_per_s": _fmt(row.get("sents_per_s"), 1),
-            "throughput": _fmt(row.get("throughput_ratio")), "iterations": iterations,
-            "repetition": _fmt(100 * row["repetition_rate"]) if _finite(row.get("repetition_rate")) else "n/a"}
+    return {"model": row.model, "kind": nat_kind if row.is_nat else "AR baseline", "setting": row.label,
+            "bleu": _fmt(row.bleu), "chrf": _fmt(row.chrf), "latency": _fmt(row.latency_ms_median, 1),
+            "speedup": _fmt(row.speedup), "sents_per_s": _fmt(row.sents_per_s, 1),
+            "throughput": _fmt(row.throughput_ratio), "iterations": iterations,
+            "repetition": _fmt(100 * row.repetition_rate) if _finite(row.repetition_rate) else "n/a"}
 
 
 def _show(value: Any) -> str:
@@ -295,7 +285,7 @@ def _dataset(results: dict | None, summary: dict | None, dataset_name: str | Non
             "config": pair, "split": meta.get("split"), "src": src, "tgt": tgt, "known": name is not None}
 
 
-def render_model_card(model, fingerprint: str, rows: Sequence[dict] = (), results: dict | None = None,
+def render_model_card(model, fingerprint: str, rows: Sequence[Row] = (), results: dict | None = None,
                       training_summary: dict | None = None, model_name: str = "model", repo_id: str | None = None,
                       dataset_name: str | None = None, src: str | None = None, tgt: str | None = None,
                       template_path: str | os.PathLike = CARD_TEMPLATE) -> ModelCard:
@@ -382,14 +372,14 @@ def export_model(model_dir: str | os.PathLike, output_dir: str | os.PathLike, re
     bench = load_results(results) if results is not None else None
     rows = select_rows(bench, model_dir, model_key)
     if bench is not None and not rows:
-        available = sorted({r.get("model") for r in bench["rows"] if r.get("kind") == "nat"})
+        available = sorted({r.model for r in bench["rows"] if r.is_nat})
         warnings.warn(f"{results} has no rows for {model_key or model_dir} (NAT models there: {available}; "
                       f"pass model_key to pick one); the card will say that metrics are missing", stacklevel=2)
     mismatch = results_mismatch(rows, fingerprint) if rows else None
     if mismatch and not allow_results_of_another_model:
         raise ResultsOfAnotherModelError(
             f"the rows of {results} for {model_key or model_dir} cannot go on the card of {model_dir} "
-            f"(fingerprint {fingerprint}): {mismatch}. Benchmark this model (training/benchmark.py --models "
+            f"(fingerprint {fingerprint}): {mismatch}. Benchmark this model (hf-nat benchmark --models "
             f"{model_dir}) and export with those results, or pass --allow_results_of_another_model to show them "
             f"on the card marked as another model's and left out of model-index; nothing was written")
     summary_path = training_summary if training_summary is not None else default_training_summary(model_dir)
@@ -404,8 +394,7 @@ def export_model(model_dir: str | os.PathLike, output_dir: str | os.PathLike, re
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    shutil.rmtree(output, ignore_errors=True)
-    os.replace(staging, output)
+    replace_folder(staging, output)
     return output
 
 

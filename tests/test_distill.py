@@ -9,7 +9,7 @@ import torch
 from hf_nat.data import load_parallel_corpus
 from tests.launch_helpers import launch_two_processes
 from tests.toy import toy_ar_model, toy_sentences, toy_tokenizer
-from hf_nat import cli
+from hf_nat import cli, distillation as distill
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -416,7 +416,7 @@ def test_non_nat_model_corrupt_results_and_existing_output_are_refused(model_dir
     ar = tmp_path / "ar"
     toy_ar_model(toy.tokenizer).save_pretrained(ar)
     toy.tokenizer.save_pretrained(ar)
-    with pytest.raises(ValueError, match="not an hf_nat family"):
+    with pytest.raises(ValueError, match="unknown hf_nat model_type 'marian'"):
         export.export_model(ar, tmp_path / "out")
     broken = tmp_path / "results.json"
     broken.write_text("{")
@@ -494,7 +494,7 @@ def test_cli_push_without_token_exits_with_the_error_and_leaves_the_export(model
                                                                           hub_calls):
     out = tmp_path / "cli_export"
     with pytest.raises(SystemExit, match="no Hugging Face token"):
-        export.main(["--model", str(model_dir), "--output_dir", str(out), "--push", "someone/toy-cmlm"])
+        cli.main(["export", "--model", str(model_dir), "--output_dir", str(out), "--push", "someone/toy-cmlm"])
     assert (out / "model.safetensors").is_file() and (out / "README.md").is_file()
     assert 'model="someone/toy-cmlm"' in (out / "README.md").read_text()
     assert hub_calls == []

@@ -1,0 +1,94 @@
+"""The `hf-nat` command line: one entry for every job, `translate` like fairseq-interactive, and
+errors that name the extra to install when an optional dependency is missing."""
+
+import io
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from hf_nat import cli
+from hf_nat.optional import require
+from tests.family_checks import decode
+
+
+@pytest.fixture(scope="module")
+def saved_toy(toy, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli") / "toy"
+    toy.model.save_pretrained(folder)
+    toy.tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_every_job_is_a_command_of_the_installed_entry_point():
+    executable = shutil.which("hf-nat") or str(__import__("pathlib").Path(sys.executable).with_name("hf-nat"))
+    out = subprocess.run([executable, "--help"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    for command in ("train", "distill", "align", "benchmark", "sweep", "export", "translate", "finetune", "demo"):
+        assert command in out.stdout
+
+
+def test_translate_reads_lines_and_writes_the_models_translations_in_order(toy, saved_toy, tmp_path):
+    sentences = toy.test_sentences[:7]
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(sentences[:3] + ["", "   "] + sentences[3:]) + "\n")
+    target = tmp_path / "out.txt"
+    count = cli.main(["translate", "--model", str(saved_toy), "--input", str(source), "--output", str(target),
+                      "--batch_size", "2", "--buffer_size", "4", "--max_iterations", "2", "--length_beam", "1"])
+    lines = target.read_text().split("\n")[:-1]
+    assert count == 9 and len(lines) == 9
+    expected = decode(toy.model, toy.tokenizer, sentences, max_iterations=2, length_beam=1)
+    assert lines[:3] + lines[5:] == expected and lines[3:5] == ["", ""]
+
+
+def test_translate_reads_standard_input(toy, saved_toy, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(toy.test_sentences[0] + "\n"))
+    cli.main(["translate", "--model", str(saved_toy), "--adaptive", "true"])
+    assert capsys.readouterr().out == decode(toy.model, toy.tokenizer, toy.test_sentences[:1], adaptive=True)[0] + "\n"
+
+
+def test_translate_takes_the_familys_options_as_typed_flags_and_refuses_others(saved_toy, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["translate", "--model", str(saved_toy), "--max_iterations", "two"])
+    with pytest.raises(SystemExit):
+        cli.main(["translate", "--model", str(saved_toy), "--num_beams", "4"])  # an AR option, not CMLM's
+    with pytest.raises(SystemExit):
+        cli.main(["translate", "--model", str(saved_toy), "--help"])
+    assert "--length_beam" in capsys.readouterr().out
+
+
+def test_unknown_command_or_option_is_refused():
+    with pytest.raises(SystemExit):
+        cli.main(["trian"])
+    with pytest.raises(SystemExit):
+        cli.main(["benchmark", "--baseline", "b", "--data_dir", "d", "--src", "en", "--tgt", "de",
+                  "--output_dir", "o", "--bogus", "1"])
+
+
+def test_a_missing_optional_dependency_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "eflomal", None)  # makes `import eflomal` fail as if not installed
+    with pytest.raises(ImportError, match=r'pip install "hf_nat\[align\]"'):
+        require("eflomal", "fertility labels")
+    with pytest.raises(ImportError, match=r"hf-nat align needs eflomal"):
+        cli.main(["align", "--data", "d", "--tokenizer", "t", "--output", "o"])
+
+
+BLOCK_OPTIONAL = r"""
+import sys
+for name in ("datasets", "accelerate", "evaluate", "sacrebleu", "matplotlib", "eflomal", "rapidfuzz", "jinja2"):
+    sys.modules[name] = None  # `import name` fails and importlib.util.find_spec(name) is None: not installed
+from transformers import pipeline
+import hf_nat
+translator = pipeline("translation", model=sys.argv[1])
+print(translator(sys.argv[2], max_iterations=2)[0]["translation_text"])
+"""
+
+
+def test_translating_with_a_saved_model_needs_only_the_core(toy, saved_toy):
+    """With every optional dependency unimportable, hf_nat still loads a saved model and translates."""
+    sentence = toy.test_sentences[0]
+    out = subprocess.run([sys.executable, "-c", BLOCK_OPTIONAL, str(saved_toy), sentence], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == decode(toy.model, toy.tokenizer, [sentence], max_iterations=2)[0]
