@@ -21,3 +21,12 @@ def toy():
     """A tiny CMLM trained once on the toy copy task, with its tokenizer (shared by tests)."""
     from tests.toy import train_toy_cmlm
     return train_toy_cmlm()
+
+
+@pytest.fixture(scope="session")
+def toy_dir(toy, tmp_path_factory):
+    """The toy model saved as `hf-nat train` saves ``best/`` (weights, config, tokenizer)."""
+    path = tmp_path_factory.mktemp("run") / "best"
+    toy.model.save_pretrained(path)
+    toy.tokenizer.save_pretrained(path)
+    return path

@@ -14,11 +14,8 @@ from tests.family_checks import decode
 
 
 @pytest.fixture(scope="module")
-def saved_toy(toy, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("cli") / "toy"
-    toy.model.save_pretrained(folder)
-    toy.tokenizer.save_pretrained(folder)
-    return folder
+def saved_toy(toy_dir):
+    return toy_dir
 
 
 def test_every_job_is_a_command_of_the_installed_entry_point():

@@ -66,12 +66,9 @@ print("RESULT " + json.dumps(result))
 
 
 @pytest.fixture(scope="module")
-def model_dir(toy, tmp_path_factory):
-    """The toy model saved as training/train.py saves best/."""
-    path = tmp_path_factory.mktemp("run") / "best"
-    toy.model.save_pretrained(path)
-    toy.tokenizer.save_pretrained(path)
-    return path
+def model_dir(toy_dir):
+    """The toy model's saved folder (``run/best``)."""
+    return toy_dir
 
 
 @pytest.fixture(scope="module")
