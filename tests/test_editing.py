@@ -7,8 +7,13 @@ import random
 import torch
 
 from hf_nat.models.levenshtein_oracle import edit_oracle, edit_script
-from hf_nat.models.nat_editing import (add_boundaries, cap_insertions, delete_positions, insert_into_slots,
-                                       remove_boundaries)
+from hf_nat.models.nat_edits import (
+    add_boundaries,
+    cap_insertions,
+    delete_positions,
+    insert_into_slots,
+    remove_boundaries,
+)
 
 PAD, BOS, EOS, PLH = 0, 1, 2, 5
 

@@ -1,34 +1,28 @@
-"""Model code of every hf_nat family (flat: a Hub checkpoint copies these files as they are)."""
+"""Model code of every hf_nat family (flat: a Hub checkpoint copies these files as they are).
 
-from .configuration_cmlm import CMLMConfig
-from .configuration_ctc import CTCNATConfig
-from .configuration_fertility_nat import FertilityNATConfig
-from .configuration_imputer import ImputerConfig
-from .configuration_insertion import InsertionTransformerConfig
-from .configuration_iterative_nat import IterativeNATConfig
-from .configuration_levenshtein import LevenshteinConfig
-from .configuration_nat import NATConfig
-from .modeling_cmlm import CMLMForConditionalGeneration, CMLMModel, CMLMPreTrainedModel
-from .modeling_ctc import CTCNATForConditionalGeneration, CTCNATModel, CTCNATPreTrainedModel
-from .modeling_fertility_nat import (FertilityNATForConditionalGeneration, FertilityNATModel,
-                                     FertilityNATPreTrainedModel)
-from .modeling_imputer import ImputerForConditionalGeneration, ImputerModel, ImputerPreTrainedModel
-from .modeling_insertion import (InsertionTransformerForConditionalGeneration, InsertionTransformerModel,
-                                InsertionTransformerPreTrainedModel)
-from .modeling_iterative_nat import (IterativeNATForConditionalGeneration, IterativeNATModel,
-                                     IterativeNATPreTrainedModel)
-from .modeling_levenshtein import (LevenshteinModel, LevenshteinPreTrainedModel,
-                                  LevenshteinTransformerForConditionalGeneration)
-from .modeling_nat import NATModel, NATPreTrainedModel
-from .nat_generation import NATGenerateOutput, NATGenerationMixin
-from .pipeline_translation import NATTranslationPipeline
+Nothing here lists the families: every sibling module is imported (so that each family's
+modeling file registers itself in :data:`nat_registry.FAMILIES`) and the names in its ``__all__``
+are re-exported.
+"""
 
-__all__ = ["CMLMConfig", "CMLMForConditionalGeneration", "CMLMModel", "CMLMPreTrainedModel", "CTCNATConfig",
-           "CTCNATForConditionalGeneration", "CTCNATModel", "CTCNATPreTrainedModel", "FertilityNATConfig",
-           "FertilityNATForConditionalGeneration", "FertilityNATModel", "FertilityNATPreTrainedModel", "ImputerConfig",
-           "ImputerForConditionalGeneration", "ImputerModel", "ImputerPreTrainedModel", "InsertionTransformerConfig",
-           "InsertionTransformerForConditionalGeneration", "InsertionTransformerModel",
-           "InsertionTransformerPreTrainedModel", "IterativeNATConfig",
-           "IterativeNATForConditionalGeneration", "IterativeNATModel", "IterativeNATPreTrainedModel", "LevenshteinConfig",
-           "LevenshteinModel", "LevenshteinPreTrainedModel", "LevenshteinTransformerForConditionalGeneration", "NATConfig",
-           "NATGenerateOutput", "NATGenerationMixin", "NATModel", "NATPreTrainedModel", "NATTranslationPipeline"]
+import importlib
+import pkgutil
+
+__all__ = []
+
+
+def _export_siblings() -> None:
+    """Import every module of this folder and re-export its ``__all__``; two modules exporting
+    the same name is an error (one of them would silently shadow the other)."""
+    owners = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name):
+        module = importlib.import_module(f".{info.name}", __name__)
+        for name in module.__all__:
+            if name in owners:
+                raise ImportError(f"{name!r} is exported by both {owners[name]} and {info.name}")
+            owners[name] = info.name
+            globals()[name] = getattr(module, name)
+    __all__.extend(sorted(owners))
+
+
+_export_siblings()

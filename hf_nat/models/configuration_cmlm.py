@@ -2,6 +2,8 @@
 
 from .configuration_nat import NATConfig
 
+__all__ = ["CMLMConfig"]
+
 
 class CMLMConfig(NATConfig):
     """CMLM / Mask-Predict: a non-causal decoder that fills masked target positions.

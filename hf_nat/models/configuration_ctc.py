@@ -2,6 +2,8 @@
 
 from .configuration_nat import NATConfig
 
+__all__ = ["CTCNATConfig"]
+
 
 class CTCNATConfig(NATConfig):
     """CTC NAT: the decoder reads the encoder output upsampled ``upsample_ratio`` times and emits a

@@ -2,6 +2,8 @@
 
 from .configuration_nat import NATConfig
 
+__all__ = ["FertilityNATConfig"]
+
 DECODER_INPUTS = ("fertility", "uniform_copy", "soft_copy")
 
 

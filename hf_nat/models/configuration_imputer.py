@@ -2,6 +2,8 @@
 
 from .configuration_ctc import CTCNATConfig
 
+__all__ = ["ImputerConfig"]
+
 
 class ImputerConfig(CTCNATConfig):
     """Imputer: a CTC model whose decoder also reads a partially known alignment and imputes the

@@ -1,8 +1,9 @@
 """Configuration of the Insertion Transformer (Stern et al., 2019)."""
 
 from .configuration_nat import NATConfig
+from .nat_slot_loss import SLOT_WEIGHTINGS
 
-INSERTION_LOSSES = ("binary_tree", "uniform")
+__all__ = ["InsertionTransformerConfig"]
 
 
 class InsertionTransformerConfig(NATConfig):
@@ -21,5 +22,5 @@ class InsertionTransformerConfig(NATConfig):
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
-        if self.insertion_loss not in INSERTION_LOSSES:
-            raise ValueError(f"insertion_loss must be one of {INSERTION_LOSSES}, got {self.insertion_loss!r}")
+        if self.insertion_loss not in SLOT_WEIGHTINGS:
+            raise ValueError(f"insertion_loss must be one of {SLOT_WEIGHTINGS}, got {self.insertion_loss!r}")

@@ -2,6 +2,8 @@
 
 from .configuration_nat import NATConfig
 
+__all__ = ["IterativeNATConfig"]
+
 
 class IterativeNATConfig(NATConfig):
     """Iterative refinement NAT: a first non-causal decoder pass reads the uniformly copied source,

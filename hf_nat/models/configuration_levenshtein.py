@@ -2,6 +2,8 @@
 
 from .configuration_nat import NATConfig
 
+__all__ = ["LevenshteinConfig"]
+
 
 class LevenshteinConfig(NATConfig):
     """Levenshtein Transformer: generates by repeated deletion, placeholder insertion and filling.

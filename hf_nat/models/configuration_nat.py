@@ -1,11 +1,24 @@
 """Configuration shared by every hf_nat family: the encoder/decoder shape and the special tokens."""
 
+import dataclasses
+import difflib
 import math
 import numbers
 import types
 import typing
 
 from transformers import PretrainedConfig
+
+__all__ = ["NATConfig"]
+
+# Keywords that are no config field but that transformers passes to a config or writes into
+# config.json: bookkeeping of from_pretrained/save_pretrained, remote code and the Hub export,
+# and the loading options PretrainedConfig.__post_init__ consumes itself.
+_TRANSFORMERS_KEYWORDS = frozenset({
+    "model_type", "auto_map", "custom_pipelines", "_name_or_path", "name_or_path", "_commit_hash", "torch_dtype",
+    "attn_implementation", "experts_implementation", "output_attentions", "num_labels", "per_layer_config",
+    "_attn_implementation_internal", "_experts_implementation_internal",
+})
 
 
 class NATConfig(PretrainedConfig):
@@ -58,8 +71,21 @@ class NATConfig(PretrainedConfig):
     glancing_anneal_steps: int = 4000
 
     def __post_init__(self, **kwargs):
+        self._check_known_fields(kwargs)
         super().__post_init__(**kwargs)
         self._check_field_types()
+
+    def _check_known_fields(self, extra: dict) -> None:
+        """Raise ``ValueError`` for keywords that are no field of this config (a misspelt field,
+        e.g. ``draft_nosie_prob``, would otherwise be stored and silently ignored), listing the
+        valid fields. What transformers itself passes or writes is accepted."""
+        unknown = sorted(set(extra) - set(self.attribute_map) - _TRANSFORMERS_KEYWORDS)
+        if unknown:
+            fields = sorted(field.name for field in dataclasses.fields(self) if not field.name.startswith("_"))
+            close = {name: difflib.get_close_matches(name, fields, n=1) for name in unknown}
+            hints = "".join(f" ({name}: did you mean {match[0]!r}?)" for name, match in close.items() if match)
+            raise ValueError(f"{type(self).__name__} (model_type {self.model_type!r}) got unknown field(s) {unknown}{hints}; "
+                             f"its fields are {fields}")
 
     def _check_field_types(self) -> None:
         """Raise ``ValueError`` for a field of this config or a family's whose value does not have

@@ -6,7 +6,9 @@ A path is a sequence over the vocabulary plus blank; its output drops repeated t
 
 import torch
 
-from .nat_layers import left_align
+from .nat_sequences import left_align
+
+__all__ = ["best_alignment", "collapse", "ctc_feasible"]
 
 
 def collapse(paths: torch.Tensor, keep: torch.Tensor, blank_token_id: int, pad_token_id: int) -> torch.Tensor:

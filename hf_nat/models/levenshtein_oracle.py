@@ -3,10 +3,23 @@ edit script from a hypothesis to the target (a substitution is a deletion plus a
 
 The script keeps a longest common subsequence of the two, deletes every other hypothesis token and
 inserts the missing target tokens into the slots between kept tokens. rapidfuzz computes it in
-compiled code (microseconds a pair); it is imported only here, so decoding never needs it.
+compiled code (microseconds a pair). Only training calls the oracle, so rapidfuzz is optional (the
+``hf_nat[train]`` extra): without it this module still imports and decoding works.
 """
 
 import torch
+
+# In a try block: transformers' remote-code import check skips it, so an exported checkpoint does
+# not need rapidfuzz either.
+try:
+    from rapidfuzz.distance import Indel
+except ImportError:
+    Indel = None
+
+__all__ = ["edit_oracle", "edit_script"]
+
+_MISSING_RAPIDFUZZ = ('the Levenshtein Transformer\'s training oracle needs rapidfuzz: pip install "hf_nat[train]" '
+                      '(or pip install rapidfuzz)')
 
 
 def edit_script(hypothesis: list[int], target: list[int]) -> tuple[list[bool], list[int]]:
@@ -14,8 +27,8 @@ def edit_script(hypothesis: list[int], target: list[int]) -> tuple[list[bool], l
 
     With k kept tokens there are k + 1 slots: before the first, between each pair, after the last.
     """
-    from rapidfuzz.distance import Indel
-
+    if Indel is None:
+        raise ImportError(_MISSING_RAPIDFUZZ)
     delete = [True] * len(hypothesis)
     counts = [0]
     for op in Indel.opcodes(hypothesis, target):

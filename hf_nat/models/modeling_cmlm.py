@@ -10,12 +10,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from .configuration_cmlm import CMLMConfig
-from .modeling_nat import (NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput, compact_targets,
-                           length_loss)
-from .nat_generation import (CANDIDATE_BOUNDS, ITERATION_BOUNDS, DecoderState, NATGenerationMixin, best_tokens_of_states,
-                             length_beam_state, mean_token_scores)
+from .modeling_nat import NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput, compact_targets, length_loss
+from .nat_generation import (
+    CANDIDATE_BOUNDS,
+    ITERATION_BOUNDS,
+    DecoderState,
+    NATGenerationMixin,
+    best_tokens_of_states,
+    length_beam_state,
+    mean_token_scores,
+)
 from .nat_glancing import GlancingMixin
-from .nat_layers import EncoderState, random_positions, uniform_noise
+from .nat_layers import EncoderState
+from .nat_noise import random_positions, uniform_noise
+from .nat_registry import register_family
+
+__all__ = ["CMLMForConditionalGeneration", "CMLMModel", "CMLMPreTrainedModel"]
 
 
 class CMLMPreTrainedModel(NATPreTrainedModel):
@@ -30,6 +40,8 @@ class CMLMModel(NATModel):
     config_class = CMLMConfig
 
 
+@register_family(base_class=CMLMModel, benchmark_settings=[{"max_iterations": t, "length_beam": b}
+                                                            for t in (1, 4, 10) for b in (1, 5)])
 class CMLMForConditionalGeneration(CMLMPreTrainedModel, GlancingMixin, NATGenerationMixin):
     """CMLM with its output projection, masked-token training and mask-predict ``generate()``.
 

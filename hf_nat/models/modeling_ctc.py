@@ -17,6 +17,10 @@ from .modeling_nat import NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput, comp
 from .nat_generation import CANDIDATE_BOUNDS, DecoderState, NATGenerationMixin
 from .nat_glancing import GlancingMixin
 from .nat_layers import EncoderState
+from .nat_registry import register_family
+from .nat_upsample import upsample, upsampler
+
+__all__ = ["CTCNATForConditionalGeneration", "CTCNATModel", "CTCNATPreTrainedModel"]
 
 
 class CTCNATPreTrainedModel(NATPreTrainedModel):
@@ -32,6 +36,7 @@ class CTCNATModel(NATModel):
     predicts_length = False
 
 
+@register_family(base_class=CTCNATModel, benchmark_settings=[{"num_candidates": 1}])
 class CTCNATForConditionalGeneration(CTCNATPreTrainedModel, GlancingMixin, NATGenerationMixin):
     """CTC NAT with its upsampler, output projection (blank included), CTC loss and one-pass
     ``generate()``.
@@ -48,10 +53,8 @@ class CTCNATForConditionalGeneration(CTCNATPreTrainedModel, GlancingMixin, NATGe
 
     def __init__(self, config: CTCNATConfig):
         super().__init__(config)
-        if config.upsample_ratio < 1:
-            raise ValueError(f"upsample_ratio must be >= 1, got {config.upsample_ratio}")
         self.model = self.backbone_class(config)
-        self.upsample = nn.Linear(config.d_model, config.d_model * config.upsample_ratio)
+        self.upsample = upsampler(config.d_model, config.upsample_ratio)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self._init_glancing()
         self.post_init()
@@ -62,13 +65,6 @@ class CTCNATForConditionalGeneration(CTCNATPreTrainedModel, GlancingMixin, NATGe
         return self.config.max_position_embeddings // self.config.upsample_ratio
 
     # --- shared pieces --------------------------------------------------------------------
-    def _upsampled(self, encoder: EncoderState) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decoder input embeddings (B, S·r, D) and their real-position mask."""
-        batch, length, dim = encoder.hidden.shape
-        ratio = self.config.upsample_ratio
-        states = self.upsample(encoder.hidden).view(batch, length * ratio, dim)
-        return states, encoder.keep.repeat_interleave(ratio, dim=1)
-
     def _logits(self, encoder: EncoderState, inputs_embeds: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         return self.lm_head(self.model.decoder(keep, encoder, inputs_embeds=inputs_embeds))
 
@@ -88,7 +84,7 @@ class CTCNATForConditionalGeneration(CTCNATPreTrainedModel, GlancingMixin, NATGe
         Without: log-probabilities of every upsampled position."""
         input_ids, attention_mask = self._check_source(input_ids, attention_mask)
         encoder = self.model.encode(input_ids, attention_mask)
-        inputs_embeds, keep = self._upsampled(encoder)
+        inputs_embeds, keep = upsample(self.upsample, encoder.hidden, encoder.keep)
         if labels is None:
             logits = self._logits(encoder, inputs_embeds, keep)
             return NATSeq2SeqLMOutput(logits=logits, encoder_last_hidden_state=encoder.hidden)
@@ -124,8 +120,7 @@ class CTCNATForConditionalGeneration(CTCNATPreTrainedModel, GlancingMixin, NATGe
             path = best_alignment(log_probs, targets, keep.sum(1), lengths, self.config.blank_token_id)
             errors = (log_probs.argmax(-1).ne(path) & keep).sum(1)
             revealed = self._glancing_reveal(keep, errors, generator, allowed=feasible)
-        scale = self.config.d_model ** 0.5 if self.config.scale_embedding else 1.0
-        shown = self.model.shared(path) * scale
+        shown = self.model.decoder.embed.token_embeds(path)
         return torch.where(revealed[..., None], shown.to(inputs_embeds.dtype), inputs_embeds), revealed
 
     # --- decoding hooks -------------------------------------------------------------------
@@ -134,7 +129,7 @@ class CTCNATForConditionalGeneration(CTCNATPreTrainedModel, GlancingMixin, NATGe
 
     def _nat_initial_state(self, encoder: EncoderState, empty: torch.Tensor, options: dict) -> DecoderState:
         """The one decoding pass: best path and k-1 single-swap neighbours per source, collapsed."""
-        inputs_embeds, keep = self._upsampled(encoder)
+        inputs_embeds, keep = upsample(self.upsample, encoder.hidden, encoder.keep)
         top_scores, top_tokens = self._emission_log_probs(encoder, inputs_embeds, keep).topk(2, dim=-1)
         paths, path_scores = _single_swap_candidates(top_tokens, top_scores, keep, int(options["num_candidates"]))
         k = paths.shape[1]

@@ -18,12 +18,25 @@ from torch import nn
 
 from .configuration_fertility_nat import FertilityNATConfig
 from .modeling_nat import NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput, compact_targets, length_loss
-from .nat_copy import (copied_by_length, copyable_source, fertility_copy_index, gather_positions,
-                       source_embeddings)
-from .nat_generation import (CANDIDATE_BOUNDS, POSITIVE, DecoderState, NATGenerationMixin, OptionBounds,
-                             best_tokens_of_states, length_aware_scores, length_beam_state, mean_token_scores)
+from .nat_copy import copied_by_length, copyable_source, fertility_copy_index, gather_positions
+from .nat_generation import (
+    CANDIDATE_BOUNDS,
+    POSITIVE,
+    DecoderState,
+    NATGenerationMixin,
+    OptionBounds,
+    best_tokens_of_states,
+    length_aware_scores,
+    length_beam_state,
+    mean_token_scores,
+)
 from .nat_glancing import GlancingMixin
-from .nat_layers import EncoderState, distinct_per_source, uniform_noise
+from .nat_layers import EncoderState
+from .nat_noise import uniform_noise
+from .nat_registry import register_family
+from .nat_sequences import distinct_per_source
+
+__all__ = ["FertilityNATForConditionalGeneration", "FertilityNATModel", "FertilityNATPreTrainedModel"]
 
 
 class FertilityNATPreTrainedModel(NATPreTrainedModel):
@@ -42,6 +55,7 @@ class FertilityNATModel(NATModel):
         return self.config.decoder_input != "fertility"
 
 
+@register_family(base_class=FertilityNATModel, benchmark_settings=[{"npd_samples": 1}])
 class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, GlancingMixin, NATGenerationMixin):
     """Vanilla NAT with a fertility predictor, one-pass ``generate()`` and noisy parallel decoding.
 
@@ -99,13 +113,13 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
         if self.uses_fertility:
             gold = self._gold_fertility(fertility, encoder, lengths)
             index, _ = fertility_copy_index(gold, targets.shape[1])
-            embeds = gather_positions(source_embeddings(self.model.shared, encoder, self.config), index)
+            embeds = gather_positions(self.model.decoder.embed.token_embeds(encoder.input_ids), index)
             content = copyable_source(encoder, self.config)
             aux = F.cross_entropy(aux_logits[content], gold[content].clamp(max=self.config.max_fertility))
             losses["fertility"] = aux
             aux_weight = self.config.fertility_loss_weight
         else:
-            embeds = copied_by_length(self.model.shared, encoder, self.config, lengths, targets.shape[1],
+            embeds = copied_by_length(self.model.decoder.embed, encoder, self.config, lengths, targets.shape[1],
                                       self._soft_temperature())
             aux = length_loss(aux_logits, lengths)
             losses["length"] = aux
@@ -148,8 +162,7 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
             predicted = self.lm_head(self.model.decoder(keep, encoder, inputs_embeds=embeds)).argmax(-1)
             errors = (predicted.ne(targets) & keep).sum(1)
         reveal = self._glancing_reveal(keep, errors, generator)
-        scale = self.config.d_model ** 0.5 if self.config.scale_embedding else 1.0
-        gold = (self.model.shared(targets) * scale).to(embeds.dtype)
+        gold = self.model.decoder.embed.token_embeds(targets).to(embeds.dtype)
         return torch.where(reveal[..., None], gold, embeds)
 
     def _reinforce_loss(self, encoder: EncoderState, fertility_logits: torch.Tensor, targets: torch.Tensor,
@@ -183,7 +196,7 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
                                targets: torch.Tensor) -> torch.Tensor:
         """Mean log-probability of ``targets`` by the decoder reading the source copied by ``fertility``."""
         index, keep = fertility_copy_index(fertility, targets.shape[1])
-        embeds = gather_positions(source_embeddings(self.model.shared, encoder, self.config), index)
+        embeds = gather_positions(self.model.decoder.embed.token_embeds(encoder.input_ids), index)
         log_probs = self.lm_head(self.model.decoder(keep, encoder, inputs_embeds=embeds)).float().log_softmax(-1)
         token = log_probs.gather(-1, targets[:, :keep.shape[1], None]).squeeze(-1).masked_fill(~keep, 0.0)
         return token.sum(1) / keep.sum(1).clamp(min=1)
@@ -217,7 +230,7 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
         source_index = state.source_index
         rows = encoder.select(source_index) if state.tokens.shape[0] != empty.shape[0] else encoder
         keep = state.tokens.ne(self.config.pad_token_id)
-        embeds = copied_by_length(self.model.shared, rows, self.config, keep.sum(1), keep.shape[1],
+        embeds = copied_by_length(self.model.decoder.embed, rows, self.config, keep.sum(1), keep.shape[1],
                                   self._soft_temperature())
         return self._decode(rows, keep, embeds, source_index, state.extras)
 
@@ -225,7 +238,7 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
                             source_index: torch.Tensor) -> DecoderState:
         """Decode the source of each row of ``rows`` copied by its ``fertility`` row."""
         index, keep = fertility_copy_index(fertility, self.config.max_position_embeddings)
-        embeds = gather_positions(source_embeddings(self.model.shared, rows, self.config), index)
+        embeds = gather_positions(self.model.decoder.embed.token_embeds(rows.input_ids), index)
         return self._decode(rows, keep, embeds, source_index, None)
 
     def _decode(self, rows: EncoderState, keep: torch.Tensor, embeds: torch.Tensor, source_index: torch.Tensor,

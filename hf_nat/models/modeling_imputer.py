@@ -18,7 +18,12 @@ from .ctc_alignment import best_alignment, collapse, ctc_feasible
 from .modeling_ctc import CTCNATForConditionalGeneration, CTCNATModel, CTCNATPreTrainedModel
 from .modeling_nat import NATSeq2SeqLMOutput, compact_targets
 from .nat_generation import ITERATION_BOUNDS, DecoderState
-from .nat_layers import EncoderState, random_positions, uniform_noise
+from .nat_layers import EncoderState
+from .nat_noise import random_positions, uniform_noise
+from .nat_registry import register_family
+from .nat_upsample import upsample, upsampled_keep
+
+__all__ = ["ImputerForConditionalGeneration", "ImputerModel", "ImputerPreTrainedModel"]
 
 
 class ImputerPreTrainedModel(CTCNATPreTrainedModel):
@@ -33,6 +38,7 @@ class ImputerModel(CTCNATModel):
     config_class = ImputerConfig
 
 
+@register_family(base_class=ImputerModel, benchmark_settings=[{"max_iterations": t} for t in (1, 2, 4, 8)])
 class ImputerForConditionalGeneration(CTCNATForConditionalGeneration):
     """Imputer with alignment-masking training and block-wise ``generate()`` in ``max_iterations`` steps."""
 
@@ -44,8 +50,7 @@ class ImputerForConditionalGeneration(CTCNATForConditionalGeneration):
 
     def _alignment_embeds(self, upsampled: torch.Tensor, path: torch.Tensor) -> torch.Tensor:
         """Decoder input: upsampled source plus the (partially masked) alignment's embeddings."""
-        scale = self.config.d_model ** 0.5 if self.config.scale_embedding else 1.0
-        return upsampled + (self.model.shared(path) * scale).to(upsampled.dtype)
+        return upsampled + self.model.decoder.embed.token_embeds(path).to(upsampled.dtype)
 
     # --- training -------------------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
@@ -56,7 +61,7 @@ class ImputerForConditionalGeneration(CTCNATForConditionalGeneration):
         fully masked pass."""
         input_ids, attention_mask = self._check_source(input_ids, attention_mask)
         encoder = self.model.encode(input_ids, attention_mask)
-        upsampled, keep = self._upsampled(encoder)
+        upsampled, keep = upsample(self.upsample, encoder.hidden, encoder.keep)
         all_masked = torch.full(keep.shape, self.config.mask_token_id, device=keep.device)
         logits = self._logits(encoder, self._alignment_embeds(upsampled, all_masked), keep)
         if labels is None:
@@ -89,7 +94,7 @@ class ImputerForConditionalGeneration(CTCNATForConditionalGeneration):
     # --- decoding hooks -------------------------------------------------------------------
     def _nat_initial_state(self, encoder: EncoderState, empty: torch.Tensor, options: dict) -> DecoderState:
         """A fully masked alignment per source; nothing committed yet."""
-        keep = encoder.keep.repeat_interleave(self.config.upsample_ratio, dim=1)
+        keep = upsampled_keep(encoder.keep, self.config.upsample_ratio)
         path = torch.full(keep.shape, self.config.mask_token_id, device=keep.device)
         tokens = torch.full((keep.shape[0], 1), self.config.pad_token_id, device=keep.device)
         return DecoderState(tokens=tokens, scores=torch.zeros(tokens.shape, device=keep.device),
@@ -101,7 +106,7 @@ class ImputerForConditionalGeneration(CTCNATForConditionalGeneration):
         """Commit the most confident open position of every block of ``max_iterations`` positions."""
         steps = int(options["max_iterations"])
         path, committed = state.extras["path"], state.extras["committed"]
-        upsampled, keep = self._upsampled(encoder)
+        upsampled, keep = upsample(self.upsample, encoder.hidden, encoder.keep)
         scores, tokens = self._emission_log_probs(encoder, self._alignment_embeds(upsampled, path), keep).max(-1)
         if step == steps - 1:
             chosen = ~committed  # the last step fills whatever is still open

@@ -12,10 +12,16 @@ from torch import nn
 
 from .configuration_insertion import InsertionTransformerConfig
 from .modeling_nat import NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput
-from .nat_editing import (BoundedEditsMixin, bounded_scores, cap_insertions, insert_into_slots, length_caps,
-                          random_subsequence, slot_states)
+from .nat_edit_mixin import BoundedEditsMixin
+from .nat_edits import bounded_scores, cap_insertions, insert_into_slots, length_caps, slot_states
 from .nat_generation import ITERATION_BOUNDS, POSITIVE, DecoderState, NATGenerationMixin, OptionBounds
 from .nat_layers import EncoderState
+from .nat_noise import random_subsequence
+from .nat_registry import register_family
+from .nat_slot_loss import slot_insertion_loss
+
+__all__ = ["InsertionTransformerForConditionalGeneration", "InsertionTransformerModel",
+           "InsertionTransformerPreTrainedModel"]
 
 
 class InsertionTransformerPreTrainedModel(NATPreTrainedModel):
@@ -31,6 +37,7 @@ class InsertionTransformerModel(NATModel):
     predicts_length = False
 
 
+@register_family(base_class=InsertionTransformerModel, benchmark_settings=[{"max_iterations": 10}])
 class InsertionTransformerForConditionalGeneration(InsertionTransformerPreTrainedModel, BoundedEditsMixin,
                                                    NATGenerationMixin):
     """Insertion Transformer with slot-loss training and parallel-insertion ``generate()``.
@@ -77,27 +84,8 @@ class InsertionTransformerForConditionalGeneration(InsertionTransformerPreTraine
         partial, kept = random_subsequence(targets, real_target, generator, c.pad_token_id)
         bounded = self._bounded(partial)
         log_probs = self._slot_log_probs(encoder, bounded)  # (B, S, V + 1), slot s follows kept token s
-        slots = bounded.ne(c.pad_token_id)
-        slots = slots[:, :-1] & slots[:, 1:]
-
-        missing = real_target & ~kept
-        positions = torch.arange(targets.shape[1], device=targets.device)
-        slot_of = kept.long().cumsum(1) - kept.long()  # kept tokens before each target position
-        last_kept = torch.where(kept, positions, -1).cummax(1).values
-        rank = positions[None, :] - last_kept - 1  # position inside its missing span
-        span = torch.zeros(slots.shape, device=targets.device).scatter_add(1, slot_of, missing.float())
-        span_of = span.gather(1, slot_of)
-        if c.insertion_loss == "binary_tree":
-            weight = torch.exp(-(rank - (span_of - 1) / 2).abs() / c.tree_temperature) * missing
-            weight = weight / torch.zeros_like(span).scatter_add(1, slot_of, weight).gather(1, slot_of).clamp(min=1e-9)
-        else:
-            weight = missing / span_of.clamp(min=1)
-        vocab = log_probs.shape[-1]
-        token_log_probs = log_probs.flatten(1).gather(1, slot_of * vocab + targets)
-        token_part = -(weight * token_log_probs).sum()
-        complete = slots & span.eq(0)
-        stop_part = -log_probs[..., -1][complete].sum()
-        loss = (token_part + stop_part) / slots.sum().clamp(min=1)
+        loss, complete, slots = slot_insertion_loss(log_probs, targets, real_target, kept, c.insertion_loss,
+                                                    c.tree_temperature)
         return NATSeq2SeqLMOutput(loss=loss, losses={"insertion": loss.detach(),
                                                      "complete_slots": complete.sum() / slots.sum().clamp(min=1)},
                                   encoder_last_hidden_state=encoder.hidden)

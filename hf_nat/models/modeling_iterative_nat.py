@@ -16,10 +16,21 @@ from torch import nn
 from .configuration_iterative_nat import IterativeNATConfig
 from .modeling_nat import NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput, compact_targets, length_loss
 from .nat_copy import copied_by_length
-from .nat_editing import corrupt_targets
-from .nat_generation import (CANDIDATE_BOUNDS, ITERATION_BOUNDS, DecoderState, NATGenerationMixin, best_content_tokens,
-                             best_tokens_of_states, length_aware_scores, length_beam_state)
-from .nat_layers import EncoderState, NATDecoder, uniform_noise
+from .nat_generation import (
+    CANDIDATE_BOUNDS,
+    ITERATION_BOUNDS,
+    DecoderState,
+    NATGenerationMixin,
+    best_content_tokens,
+    best_tokens_of_states,
+    length_aware_scores,
+    length_beam_state,
+)
+from .nat_layers import EncoderState, NATDecoder
+from .nat_noise import corrupt_targets, uniform_noise
+from .nat_registry import register_family
+
+__all__ = ["IterativeNATForConditionalGeneration", "IterativeNATModel", "IterativeNATPreTrainedModel"]
 
 
 class IterativeNATPreTrainedModel(NATPreTrainedModel):
@@ -34,6 +45,7 @@ class IterativeNATModel(NATModel):
     config_class = IterativeNATConfig
 
 
+@register_family(base_class=IterativeNATModel, benchmark_settings=[{"max_iterations": t} for t in (1, 2, 4, 10)])
 class IterativeNATForConditionalGeneration(IterativeNATPreTrainedModel, NATGenerationMixin):
     """Iterative refinement NAT with unrolled denoising training and refine-until-unchanged ``generate()``.
 
@@ -57,7 +69,7 @@ class IterativeNATForConditionalGeneration(IterativeNATPreTrainedModel, NATGener
 
     def _first_pass(self, encoder: EncoderState, keep: torch.Tensor) -> torch.Tensor:
         """Decoder states (B, T, D) of the first pass, which reads the uniformly copied source."""
-        embeds = copied_by_length(self.model.shared, encoder, self.config, keep.sum(1), keep.shape[1])
+        embeds = copied_by_length(self.model.decoder.embed, encoder, self.config, keep.sum(1), keep.shape[1])
         return self.model.decoder(keep, encoder, inputs_embeds=embeds)
 
     def _refine_pass(self, encoder: EncoderState, keep: torch.Tensor, tokens: torch.Tensor,
@@ -70,7 +82,7 @@ class IterativeNATForConditionalGeneration(IterativeNATPreTrainedModel, NATGener
             decoder, encoder = self.refine_decoder, replace(encoder, cross_kv=None)
         if not self.config.refine_reads_states:
             return decoder(keep, encoder, tokens)
-        return decoder(keep, encoder, inputs_embeds=decoder.embed.embed_tokens(tokens) * decoder.embed.scale + states)
+        return decoder(keep, encoder, inputs_embeds=decoder.embed.token_embeds(tokens) + states)
 
     # --- training -------------------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,

@@ -17,11 +17,23 @@ from torch import nn
 from .configuration_levenshtein import LevenshteinConfig
 from .levenshtein_oracle import edit_oracle
 from .modeling_nat import NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput
-from .nat_editing import (BoundedEditsMixin, bounded_scores, cap_insertions, corrupt_targets, delete_positions,
-                          insert_into_slots, length_caps, random_subsequence, slot_states)
-from .nat_generation import (ITERATION_BOUNDS, POSITIVE, DecoderState, NATGenerationMixin, OptionBounds,
-                             best_content_tokens, best_tokens_of_states)
-from .nat_layers import EncoderState, NATDecoder, left_align, uniform_noise
+from .nat_edit_mixin import BoundedEditsMixin
+from .nat_edits import bounded_scores, cap_insertions, delete_positions, insert_into_slots, length_caps, slot_states
+from .nat_generation import (
+    ITERATION_BOUNDS,
+    POSITIVE,
+    DecoderState,
+    NATGenerationMixin,
+    OptionBounds,
+    best_content_tokens,
+    best_tokens_of_states,
+)
+from .nat_layers import EncoderState, NATDecoder
+from .nat_noise import corrupt_targets, random_subsequence, uniform_noise
+from .nat_registry import register_family
+from .nat_sequences import left_align
+
+__all__ = ["LevenshteinModel", "LevenshteinPreTrainedModel", "LevenshteinTransformerForConditionalGeneration"]
 
 
 class LevenshteinPreTrainedModel(NATPreTrainedModel):
@@ -37,6 +49,7 @@ class LevenshteinModel(NATModel):
     predicts_length = False
 
 
+@register_family(base_class=LevenshteinModel, benchmark_settings=[{"max_iterations": 10}])
 class LevenshteinTransformerForConditionalGeneration(LevenshteinPreTrainedModel, BoundedEditsMixin,
                                                      NATGenerationMixin):
     """Levenshtein Transformer with imitation-learning training and delete/insert/fill ``generate()``.

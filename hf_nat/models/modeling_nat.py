@@ -10,7 +10,10 @@ from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .configuration_nat import NATConfig
-from .nat_layers import EncoderState, LengthPredictor, NATDecoder, NATEncoder, left_align
+from .nat_layers import EncoderState, LengthPredictor, NATDecoder, NATEncoder
+from .nat_sequences import left_align
+
+__all__ = ["NATModel", "NATModelOutput", "NATPreTrainedModel", "NATSeq2SeqLMOutput", "compact_targets", "length_loss"]
 
 
 @dataclass

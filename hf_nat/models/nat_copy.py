@@ -8,7 +8,11 @@ content tokens are copied: eos, bos and padding never are.
 
 import torch
 
-from .nat_layers import EncoderState, left_align
+from .nat_layers import EncoderState, TokenEmbedding
+from .nat_sequences import left_align
+
+__all__ = ["copied_by_length", "copyable_source", "fertility_copy_index", "gather_positions", "soft_copy_weights",
+           "uniform_copy_index"]
 
 
 def copyable_source(encoder: EncoderState, config) -> torch.Tensor:
@@ -18,12 +22,6 @@ def copyable_source(encoder: EncoderState, config) -> torch.Tensor:
         if token is not None:
             content &= encoder.input_ids.ne(token)
     return torch.where(content.any(1, keepdim=True), content, encoder.keep)
-
-
-def source_embeddings(shared: torch.nn.Embedding, encoder: EncoderState, config) -> torch.Tensor:
-    """(B, S, D) the source tokens' embeddings, scaled like the decoder's own token embeddings."""
-    scale = config.d_model ** 0.5 if config.scale_embedding else 1.0
-    return shared(encoder.input_ids) * scale
 
 
 def gather_positions(embeddings: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -70,12 +68,12 @@ def soft_copy_weights(content: torch.Tensor, lengths: torch.Tensor, width: int, 
     return logits.masked_fill(~content[:, None, :], float("-inf")).softmax(-1)
 
 
-def copied_by_length(shared: torch.nn.Embedding, encoder: EncoderState, config, lengths: torch.Tensor, width: int,
+def copied_by_length(embed: TokenEmbedding, encoder: EncoderState, config, lengths: torch.Tensor, width: int,
                      soft_temperature: float | None = None) -> torch.Tensor:
-    """(B, T, D) decoder input for targets of ``lengths``: uniform copy of the source embeddings,
-    or soft copy when ``soft_temperature`` is given."""
+    """(B, T, D) decoder input for targets of ``lengths`` (B,): uniform copy of the source tokens'
+    embeddings by ``embed`` (the decoder's), or soft copy when ``soft_temperature`` is given."""
     content = copyable_source(encoder, config)
-    embeddings = source_embeddings(shared, encoder, config)
+    embeddings = embed.token_embeds(encoder.input_ids)  # (B, S, D)
     if soft_temperature is None:
         return gather_positions(embeddings, uniform_copy_index(content, lengths, width))
     weights = soft_copy_weights(content, lengths, width, soft_temperature).to(embeddings.dtype)

@@ -23,6 +23,10 @@ from transformers.utils import ModelOutput
 from .nat_layers import EncoderState, LengthPredictor
 from .nat_rescoring import check_rescorer, rescore_candidates, with_eos
 
+__all__ = ["CANDIDATE_BOUNDS", "ITERATION_BOUNDS", "POSITIVE", "DecoderState", "NATGenerateOutput",
+           "NATGenerationMixin", "OptionBounds", "best_content_tokens", "best_tokens_of_states", "length_aware_scores",
+           "length_beam_state", "mean_token_scores"]
+
 
 @dataclass(frozen=True)
 class OptionBounds:

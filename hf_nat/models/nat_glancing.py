@@ -10,7 +10,9 @@ checkpoints carry it.
 
 import torch
 
-from .nat_layers import random_positions, uniform_noise
+from .nat_noise import random_positions, uniform_noise
+
+__all__ = ["GlancingMixin"]
 
 
 class GlancingMixin:

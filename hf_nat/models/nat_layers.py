@@ -1,5 +1,5 @@
 """Building blocks shared by every hf_nat family: attention on SDPA, transformer layers,
-embeddings, the encoder, the non-causal decoder and the length predictor.
+embeddings, the encoder state, the encoder, the non-causal decoder and the length predictor.
 
 Everything here imports only torch, so a Hub checkpoint folder that copies this file needs
 nothing but torch and transformers.
@@ -12,38 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+__all__ = ["Attention", "DecoderLayer", "EncoderLayer", "EncoderState", "FeedForward", "LengthPredictor", "NATDecoder",
+           "NATEncoder", "TokenEmbedding", "padding_to_attn_mask", "sinusoidal_positions"]
+
 _ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "silu": F.silu}
-
-
-def uniform_noise(shape, generator: torch.Generator | None, device) -> torch.Tensor:
-    """Uniform [0, 1) noise drawn from ``generator`` (on its own device), returned on ``device``."""
-    noise_device = generator.device if generator is not None else device
-    return torch.rand(shape, generator=generator, device=noise_device).to(device)
-
-
-def random_positions(keep: torch.Tensor, count: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """(B, T) bool: ``count`` (B,) real positions of each row (``keep``), those with the lowest ``noise``."""
-    rank = noise.masked_fill(~keep, 2.0).argsort(1).argsort(1)
-    return (rank < count[:, None]) & keep
-
-
-def left_align(tokens: torch.Tensor, keep: torch.Tensor, pad_token_id: int) -> torch.Tensor:
-    """The ``keep`` tokens of each row moved to the front in order, pad after (width ≥ 1)."""
-    # A stable sort on "not kept" moves kept tokens to the front and keeps their order.
-    order = (~keep).to(torch.int8).argsort(dim=1, stable=True)
-    lengths = keep.sum(1)
-    width = max(int(lengths.max()), 1) if tokens.numel() else 1
-    out = tokens.gather(1, order)[:, :width]
-    positions = torch.arange(width, device=tokens.device)
-    return out.masked_fill(positions[None, :] >= lengths[:, None], pad_token_id)
-
-
-def distinct_per_source(source_index: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
-                                                                                  torch.Tensor]:
-    """Drop repeats of a row within the same source: (distinct source_index, distinct rows, inverse),
-    with ``distinct[inverse]`` giving back every original row."""
-    distinct, inverse = torch.unique(torch.cat([source_index[:, None], rows], 1), dim=0, return_inverse=True)
-    return distinct[:, 0], distinct[:, 1:], inverse
 
 
 def padding_to_attn_mask(keep: torch.Tensor) -> torch.Tensor:
@@ -168,10 +140,15 @@ class TokenEmbedding(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.max_positions = config.max_position_embeddings
 
+    def token_embeds(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Scaled token embeddings (B, T, D) of ``input_ids`` (B, T), without positions: what
+        decoder inputs built from tokens elsewhere (glancing, alignments, copied source) add up."""
+        return self.embed_tokens(input_ids) * self.scale
+
     def forward(self, input_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None):
         """Embed ids (B, T), or add positions to given token embeddings (B, T, D)."""
         if inputs_embeds is None:
-            inputs_embeds = self.embed_tokens(input_ids) * self.scale
+            inputs_embeds = self.token_embeds(input_ids)
         length = inputs_embeds.shape[1]
         if length > self.max_positions:
             raise ValueError(f"sequence of {length} tokens is longer than the model's "

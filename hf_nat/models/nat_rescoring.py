@@ -9,7 +9,9 @@ occurs several times for the same source scored once.
 import torch
 from transformers.modeling_outputs import BaseModelOutput
 
-from .nat_layers import distinct_per_source
+from .nat_sequences import distinct_per_source
+
+__all__ = ["check_rescorer", "rescore_candidates", "with_eos"]
 
 _LOGITS_PER_CHUNK = 2 ** 26  # 256 MiB of float32 logits per scoring pass
 

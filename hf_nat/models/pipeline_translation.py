@@ -11,6 +11,8 @@ import warnings
 import torch
 from transformers import Pipeline
 
+__all__ = ["NATTranslationPipeline"]
+
 
 # Lone surrogates (e.g. from decoding bytes with errors="surrogateescape") cannot be tokenized.
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
