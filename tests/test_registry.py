@@ -57,7 +57,8 @@ def test_a_second_class_cannot_take_a_registered_model_type():
     with pytest.raises(ValueError, match="already registered"):
         nat_registry.register_family(base_class=cmlm.base_class, benchmark_settings=[{}])(impostor)
     # The same class registering again (e.g. a module reloaded) is fine.
-    register_again = nat_registry.register_family(base_class=cmlm.base_class, benchmark_settings=cmlm.benchmark_settings)
+    register_again = nat_registry.register_family(base_class=cmlm.base_class,
+                                                  benchmark_settings=cmlm.benchmark_settings)
     register_again(cmlm.head_class)
     assert hf_nat.family_of("cmlm").head_class is cmlm.head_class
 

@@ -84,8 +84,8 @@ class NATConfig(PretrainedConfig):
             fields = sorted(field.name for field in dataclasses.fields(self) if not field.name.startswith("_"))
             close = {name: difflib.get_close_matches(name, fields, n=1) for name in unknown}
             hints = "".join(f" ({name}: did you mean {match[0]!r}?)" for name, match in close.items() if match)
-            raise ValueError(f"{type(self).__name__} (model_type {self.model_type!r}) got unknown field(s) {unknown}{hints}; "
-                             f"its fields are {fields}")
+            raise ValueError(f"{type(self).__name__} (model_type {self.model_type!r}) got unknown field(s) "
+                             f"{unknown}{hints}; its fields are {fields}")
 
     def _check_field_types(self) -> None:
         """Raise ``ValueError`` for a field of this config or a family's whose value does not have
