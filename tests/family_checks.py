@@ -43,8 +43,7 @@ def copy_task_batch(tokenizer, sentences: list[str]) -> dict:
 
 
 # Runs in a fresh interpreter in which `import hf_nat` fails (it is installed editable, so a
-# meta-path finder blocks it), and prints what the exported folder translates. (A copy of
-# tests/test_export.py's helper, so that the family tests do not import another test module.)
+# meta-path finder blocks it), and prints what the exported folder translates.
 LOAD_WITHOUT_HF_NAT = r"""
 import importlib.abc, json, sys
 

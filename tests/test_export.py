@@ -18,51 +18,13 @@ from transformers.dynamic_module_utils import get_imports, get_relative_imports
 
 from hf_nat import CMLMForConditionalGeneration
 from hf_nat.provenance import FingerprintChangedError, load_fingerprinted, model_fingerprint
+from tests.family_checks import run_without_hf_nat
 from tests.toy import toy_ar_model, toy_config
 from hf_nat import benchmark, cli
 from hf_nat import hub_export as export
 
 DECODE_OPTIONS = {"max_iterations": 4, "length_beam": 2}
 
-# Runs in a fresh interpreter in which `import hf_nat` fails (it is installed editable, so a
-# meta-path finder blocks it), and prints what the exported folder translates.
-LOAD_WITHOUT_HF_NAT = r"""
-import importlib.abc, json, sys
-
-class BlockHfNat(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "hf_nat" or name.startswith("hf_nat."):
-            raise ImportError(f"{name} is blocked in this test")
-
-sys.meta_path.insert(0, BlockHfNat())
-try:
-    import hf_nat
-except ImportError:
-    pass
-else:
-    raise SystemExit("hf_nat is still importable")
-
-import torch
-from transformers import AutoModel, AutoModelForSeq2SeqLM, AutoTokenizer, pipeline
-
-folder, sentences, options, card_code = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
-torch.set_num_threads(1)
-exec(card_code, {})  # the model card's usage snippets, as a user would paste them
-tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
-model = AutoModelForSeq2SeqLM.from_pretrained(folder, trust_remote_code=True).eval()
-batch = tokenizer(sentences, return_tensors="pt", padding=True)
-translator = pipeline("translation", model=folder, trust_remote_code=True)
-result = {
-    "model_module": type(model).__module__,
-    "base_class": type(AutoModel.from_pretrained(folder, trust_remote_code=True)).__name__,
-    "pipeline_class": type(translator).__name__,
-    "defaults": tokenizer.batch_decode(model.generate(**batch), skip_special_tokens=True),
-    "options": tokenizer.batch_decode(model.generate(**batch, **options), skip_special_tokens=True),
-    "pipeline": [r["translation_text"] for r in translator(sentences, batch_size=len(sentences), **options)],
-    "hf_nat_modules": sorted(m for m in sys.modules if m == "hf_nat" or m.startswith("hf_nat.")),
-}
-print("RESULT " + json.dumps(result))
-"""
 
 
 @pytest.fixture(scope="module")
@@ -121,27 +83,6 @@ def test_every_relative_import_of_the_code_is_in_the_folder(exported):
     for path in exported.glob("*.py"):
         assert set(get_relative_imports(path)) <= modules, path.name
         assert "hf_nat" not in get_imports(path), path.name
-
-
-def run_without_hf_nat(exported: Path, sentences: list, options: dict, tmp_path: Path) -> dict:
-    """Load ``exported`` in a fresh interpreter where hf_nat cannot be imported (running the card's
-    own snippets too) and return what it translates."""
-    card = (exported / "README.md").read_text()
-    card_code = "\n".join(re.findall(r"```python\n(.*?)```", card, flags=re.S))
-    card_code = card_code.replace(f"path/to/{exported.name}", str(exported))
-    assert "trust_remote_code=True" in card_code and str(exported) in card_code
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home"),
-           "HF_MODULES_CACHE": str(tmp_path / "modules"), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    env.pop("PYTHONPATH", None)
-    argv = [str(exported), json.dumps(sentences), json.dumps(options), card_code]
-    proc = subprocess.run([sys.executable, "-c", LOAD_WITHOUT_HF_NAT, *argv], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "custom code" not in proc.stdout + proc.stderr  # no interactive trust_remote_code prompt
-    result = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[7:])
-    assert result["hf_nat_modules"] == []
-    assert result["model_module"].startswith("transformers_modules.")
-    return result
 
 
 def test_loads_and_translates_identically_where_hf_nat_is_not_importable(exported, toy, tmp_path):

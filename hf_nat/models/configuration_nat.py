@@ -18,6 +18,7 @@ _TRANSFORMERS_KEYWORDS = frozenset({
     "model_type", "auto_map", "custom_pipelines", "_name_or_path", "name_or_path", "_commit_hash", "torch_dtype",
     "attn_implementation", "experts_implementation", "output_attentions", "num_labels", "per_layer_config",
     "_attn_implementation_internal", "_experts_implementation_internal",
+    "use_cache",  # transformers' Trainer switches the KV cache off on the config it saves
 })
 
 
