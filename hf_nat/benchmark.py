@@ -16,8 +16,9 @@ import gc
 import os
 import re
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,15 +33,23 @@ from hf_nat.results import Row
 from hf_nat.run_info import environment
 from hf_nat.translate import AR_LENGTH, measure_latency, translate_corpus
 
-__all__ = ["AR_GREEDY", "DEFAULT_AR_SETTINGS", "Row", "read_test_pairs", "resolve_setting", "run_benchmark",
-           "setting_label"]
+__all__ = [
+    "AR_GREEDY",
+    "DEFAULT_AR_SETTINGS",
+    "Row",
+    "read_test_pairs",
+    "resolve_setting",
+    "run_benchmark",
+    "setting_label",
+]
 
 DEFAULT_AR_SETTINGS: list[dict[str, Any]] = [{"num_beams": 1}, {"num_beams": 5}]
 AR_GREEDY: dict[str, Any] = {"num_beams": 1}
 
 
-def read_test_pairs(data_dir: str, split: str, src: str, tgt: str,
-                    max_sentences: int | None = None) -> tuple[list[str], list[str]]:
+def read_test_pairs(
+    data_dir: str, split: str, src: str, tgt: str, max_sentences: int | None = None
+) -> tuple[list[str], list[str]]:
     """The (sources, references) of one split; an empty line is an error (a test set keeps every pair)."""
     pairs = load_parallel_corpus(data_dir, src, tgt, splits=[split], on_bad_lines="error")[split]
     sources, targets = list(pairs["source"]), list(pairs["target"])
@@ -82,8 +91,9 @@ def _slug(text: str) -> str:
 
 def _unique_names(paths: Sequence[str]) -> list[str]:
     names = [os.path.basename(os.path.normpath(p)) for p in paths]
-    return [n if names.count(n) == 1 else "/".join(os.path.normpath(p).split(os.sep)[-2:])
-            for n, p in zip(names, paths)]
+    return [
+        n if names.count(n) == 1 else "/".join(os.path.normpath(p).split(os.sep)[-2:]) for n, p in zip(names, paths)
+    ]
 
 
 def _free(lm: LoadedModel) -> None:
@@ -107,9 +117,18 @@ def _nat_settings(lm: LoadedModel, settings: Sequence[dict] | Mapping[str, Seque
     return list(settings[key])
 
 
-def measure_setting(lm: LoadedModel, options: dict, setting: dict, sources: list[str], references: list[str],
-                    latency_sources: list[str], output_dir: str, batch_size: int, warmup: int,
-                    ar_length: tuple[float, int]) -> Row:
+def measure_setting(
+    lm: LoadedModel,
+    options: dict,
+    setting: dict,
+    sources: list[str],
+    references: list[str],
+    latency_sources: list[str],
+    output_dir: str,
+    batch_size: int,
+    warmup: int,
+    ar_length: tuple[float, int],
+) -> Row:
     """Decode the split under one setting (latency at batch 1 first: its warm-up also warms the
     batched run), score it, write its hypotheses file and return its row."""
     label = setting_label(setting, lm.is_nat)
@@ -120,25 +139,50 @@ def measure_setting(lm: LoadedModel, options: dict, setting: dict, sources: list
     with open(os.path.join(output_dir, hyps_file), "w", encoding="utf-8") as f:
         f.writelines(h.replace("\n", " ") + "\n" for h in decoded.hypotheses)
     special = {int(i) for i in lm.tokenizer.all_special_ids}
-    return Row(model=lm.name, model_path=lm.path, model_fingerprint=lm.fingerprint, kind="nat" if lm.is_nat else "ar",
-               setting=dict(setting), label=label, n_sentences=len(references), bleu=scores["bleu"],
-               chrf=scores["chrf"], latency_ms_median=latency["median_ms"], latency_ms_p90=latency["p90_ms"],
-               latency_sentences=int(latency["n"]), sents_per_s=decoded.sentences_per_second,
-               decode_seconds=decoded.seconds,
-               mean_iterations=float(np.mean(decoded.iterations)) if decoded.iterations else 0.0,
-               iterations_unit="refinement iterations" if lm.is_nat else "decoder steps",
-               repetition_rate=repetition_rate(decoded.token_ids, special),
-               leftover_special_tokens=count_tokens(decoded.token_ids, leftover_special_ids(lm.tokenizer)),
-               hyps_file=hyps_file)
+    return Row(
+        model=lm.name,
+        model_path=lm.path,
+        model_fingerprint=lm.fingerprint,
+        kind="nat" if lm.is_nat else "ar",
+        setting=dict(setting),
+        label=label,
+        n_sentences=len(references),
+        bleu=scores["bleu"],
+        chrf=scores["chrf"],
+        latency_ms_median=latency["median_ms"],
+        latency_ms_p90=latency["p90_ms"],
+        latency_sentences=int(latency["n"]),
+        sents_per_s=decoded.sentences_per_second,
+        decode_seconds=decoded.seconds,
+        mean_iterations=float(np.mean(decoded.iterations)) if decoded.iterations else 0.0,
+        iterations_unit="refinement iterations" if lm.is_nat else "decoder steps",
+        repetition_rate=repetition_rate(decoded.token_ids, special),
+        leftover_special_tokens=count_tokens(decoded.token_ids, leftover_special_ids(lm.tokenizer)),
+        hyps_file=hyps_file,
+    )
 
 
-def run_benchmark(models: Sequence[str], baseline: str, data_dir: str, src: str, tgt: str, split: str,
-                  output_dir: str, settings: Sequence[dict] | Mapping[str, Sequence[dict]] | None = None,
-                  ar_settings: Sequence[dict[str, Any]] | None = None, device: str = "cpu", dtype: str = "float32",
-                  threads: int = 1, batch_size: int = 64, max_sentences: int | None = None,
-                  latency_sentences: int = 200, warmup: int = 5, max_new_tokens: int | None = None,
-                  command: str | None = None,
-                  loader: Callable[[str, str, str], LoadedModel] = load_model) -> dict[str, Any]:
+def run_benchmark(
+    models: Sequence[str],
+    baseline: str,
+    data_dir: str,
+    src: str,
+    tgt: str,
+    split: str,
+    output_dir: str,
+    settings: Sequence[dict] | Mapping[str, Sequence[dict]] | None = None,
+    ar_settings: Sequence[dict[str, Any]] | None = None,
+    device: str = "cpu",
+    dtype: str = "float32",
+    threads: int = 1,
+    batch_size: int = 64,
+    max_sentences: int | None = None,
+    latency_sentences: int = 200,
+    warmup: int = 5,
+    max_new_tokens: int | None = None,
+    command: str | None = None,
+    loader: Callable[[str, str, str], LoadedModel] = load_model,
+) -> dict[str, Any]:
     """Benchmark ``baseline`` (AR) and ``models`` on one split; write and return the results.
 
     NAT models run ``settings`` (a list for all, or a mapping from model names or family names to
@@ -170,8 +214,20 @@ def run_benchmark(models: Sequence[str], baseline: str, data_dir: str, src: str,
         for setting in model_settings:
             print(f"[benchmark] {name} | {setting_label(setting, lm.is_nat)}", file=sys.stderr, flush=True)
             options = resolve_setting(setting, rescorer) if lm.is_nat else setting
-            rows.append(measure_setting(lm, options, setting, sources, references, latency_sources, output_dir,
-                                        batch_size, warmup, ar_length))
+            rows.append(
+                measure_setting(
+                    lm,
+                    options,
+                    setting,
+                    sources,
+                    references,
+                    latency_sources,
+                    output_dir,
+                    batch_size,
+                    warmup,
+                    ar_length,
+                )
+            )
         if lm.model is not rescorer:
             _free(lm)
 
@@ -180,11 +236,20 @@ def run_benchmark(models: Sequence[str], baseline: str, data_dir: str, src: str,
         r.speedup = reference.latency_ms_median / r.latency_ms_median
         r.throughput_ratio = r.sents_per_s / reference.sents_per_s
     results = {
-        "metadata": {**environment(device, dtype, threads, command), "data_dir": data_dir, "split": split,
-                     "src": src, "tgt": tgt, "n_sentences": len(references), "batch_size": batch_size,
-                     "latency_sentences": len(latency_sources), "warmup": warmup,
-                     "max_new_tokens": max_new_tokens if max_new_tokens is not None else "2*src_len+10",
-                     "baseline": baseline, "baseline_setting": reference.label},
+        "metadata": {
+            **environment(device, dtype, threads, command),
+            "data_dir": data_dir,
+            "split": split,
+            "src": src,
+            "tgt": tgt,
+            "n_sentences": len(references),
+            "batch_size": batch_size,
+            "latency_sentences": len(latency_sources),
+            "warmup": warmup,
+            "max_new_tokens": max_new_tokens if max_new_tokens is not None else "2*src_len+10",
+            "baseline": baseline,
+            "baseline_setting": reference.label,
+        },
         "rows": [asdict(r) for r in rows],
     }
     write_results(results, output_dir)

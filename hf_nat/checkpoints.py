@@ -19,8 +19,16 @@ import torch
 
 from hf_nat.files import replace_folder, write_json_atomic, write_text_atomic
 
-__all__ = ["TrainState", "checkpoint_dirs", "drop_log_records_after", "quiet_tied_weight_dedupe", "resume",
-           "save_checkpoint", "save_model", "share_identical_weights"]
+__all__ = [
+    "TrainState",
+    "checkpoint_dirs",
+    "drop_log_records_after",
+    "quiet_tied_weight_dedupe",
+    "resume",
+    "save_checkpoint",
+    "save_model",
+    "share_identical_weights",
+]
 
 
 @dataclass
@@ -36,9 +44,15 @@ class TrainState:
     target_tokens: int = 0
 
     def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state(), "step": self.step, "epoch": self.epoch,
-                "batch_in_epoch": self.batch_in_epoch, "best_bleu": self.best_bleu,
-                "train_seconds": self.train_seconds, "target_tokens": self.target_tokens}
+        return {
+            "generator": self.generator.get_state(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "best_bleu": self.best_bleu,
+            "train_seconds": self.train_seconds,
+            "target_tokens": self.target_tokens,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
@@ -105,8 +119,9 @@ def resume(accelerator, output_dir: str) -> None:
     try:
         accelerator.load_state(found[-1])
     except Exception as error:  # accelerate/torch raise many kinds; name the folder for the user
-        raise RuntimeError(f"--resume: checkpoint {found[-1]} could not be loaded ({error}); "
-                           f"delete it to resume from the one before") from error
+        raise RuntimeError(
+            f"--resume: checkpoint {found[-1]} could not be loaded ({error}); delete it to resume from the one before"
+        ) from error
     accelerator.print(f"resumed from {found[-1]}")
 
 

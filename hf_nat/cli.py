@@ -11,7 +11,8 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from hf_nat.optional import require
 from hf_nat.run_info import command_line
@@ -19,15 +20,17 @@ from hf_nat.run_info import command_line
 __all__ = ["build_parser", "main"]
 
 # What each command imports beyond the core (torch, transformers, tokenizers, safetensors).
-_NEEDS = {"train": ("accelerate", "datasets", "evaluate", "sacrebleu", "tqdm"),
-          "distill": ("accelerate", "datasets"),
-          "align": ("datasets", "eflomal"),
-          "benchmark": ("datasets", "evaluate", "sacrebleu", "matplotlib"),
-          "sweep": ("datasets", "evaluate", "sacrebleu"),
-          "export": ("jinja2",),
-          "finetune": ("accelerate", "datasets", "evaluate", "sacrebleu"),
-          "demo": ("accelerate", "datasets", "evaluate", "sacrebleu", "tqdm", "eflomal"),
-          "translate": ()}
+_NEEDS = {
+    "train": ("accelerate", "datasets", "evaluate", "sacrebleu", "tqdm"),
+    "distill": ("accelerate", "datasets"),
+    "align": ("datasets", "eflomal"),
+    "benchmark": ("datasets", "evaluate", "sacrebleu", "matplotlib"),
+    "sweep": ("datasets", "evaluate", "sacrebleu"),
+    "export": ("jinja2",),
+    "finetune": ("accelerate", "datasets", "evaluate", "sacrebleu"),
+    "demo": ("accelerate", "datasets", "evaluate", "sacrebleu", "tqdm", "eflomal"),
+    "translate": (),
+}
 
 
 def _json_object(text: str) -> dict:
@@ -45,8 +48,9 @@ def _settings(text: str) -> list[dict[str, Any]] | dict[str, list[dict[str, Any]
 
     if is_list_of_objects(value) or (isinstance(value, dict) and all(map(is_list_of_objects, value.values()))):
         return value
-    raise argparse.ArgumentTypeError("settings must be a JSON list of objects, or an object mapping model or "
-                                     "family names to such lists")
+    raise argparse.ArgumentTypeError(
+        "settings must be a JSON list of objects, or an object mapping model or family names to such lists"
+    )
 
 
 def _boolean(text: str) -> bool:
@@ -74,8 +78,12 @@ def _train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--max_length", type=int, default=128, help="longest source/target kept for training (tokens)")
     p.add_argument("--max_positions", type=int, default=256)
-    p.add_argument("--config_overrides", type=_json_object, default={},
-                   help='JSON of family config fields, e.g. {"upsample_ratio": 3, "glancing": true} for ctc_nat')
+    p.add_argument(
+        "--config_overrides",
+        type=_json_object,
+        default={},
+        help='JSON of family config fields, e.g. {"upsample_ratio": 3, "glancing": true} for ctc_nat',
+    )
     p.add_argument("--max_tokens", type=int, default=4096, help="padded tokens per batch and process")
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--warmup", type=int, default=1000)
@@ -84,10 +92,18 @@ def _train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clip_norm", type=float, default=1.0)
     p.add_argument("--max_updates", type=int, default=100000)
     p.add_argument("--max_minutes", type=float, default=None, help="stop after this much training wall time")
-    p.add_argument("--max_minutes_this_run", type=float, default=None,
-                   help="stop this invocation (with a checkpoint) after N minutes; resume later with --resume")
-    p.add_argument("--mixed_precision", default="no", choices=["no", "bf16", "fp16"],
-                   help="autocast precision, accelerate's spelling (the weights stay float32)")
+    p.add_argument(
+        "--max_minutes_this_run",
+        type=float,
+        default=None,
+        help="stop this invocation (with a checkpoint) after N minutes; resume later with --resume",
+    )
+    p.add_argument(
+        "--mixed_precision",
+        default="no",
+        choices=["no", "bf16", "fp16"],
+        help="autocast precision, accelerate's spelling (the weights stay float32)",
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=None, help="torch threads per process")
     p.add_argument("--save_every", type=int, default=500, help="updates between resumable checkpoints")
@@ -95,13 +111,23 @@ def _train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval_every", type=int, default=1000, help="updates between validation BLEU runs")
     p.add_argument("--eval_sentences", type=int, default=None, help="validate on the first N sentences")
     p.add_argument("--eval_batch_size", type=int, default=64)
-    p.add_argument("--eval_generate_kwargs", type=_json_object, default={},
-                   help='JSON options for generate() during validation, e.g. {"max_iterations": 4}')
+    p.add_argument(
+        "--eval_generate_kwargs",
+        type=_json_object,
+        default={},
+        help='JSON options for generate() during validation, e.g. {"max_iterations": 4}',
+    )
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in output_dir")
-    p.add_argument("--fertility", default=None,
-                   help="fertility labels from `hf-nat align` (fertility_nat with decoder_input='fertility')")
-    p.add_argument("--init_from", default=None,
-                   help="start from the weights of a saved model folder (same shapes; e.g. an Imputer from a CTC model)")
+    p.add_argument(
+        "--fertility",
+        default=None,
+        help="fertility labels from `hf-nat align` (fertility_nat with decoder_input='fertility')",
+    )
+    p.add_argument(
+        "--init_from",
+        default=None,
+        help="start from the weights of a saved model folder (same shapes; e.g. an Imputer from a CTC model)",
+    )
     p.add_argument("--log_every", type=int, default=50)
     p.add_argument("--no_progress", action="store_true")
 
@@ -142,12 +168,20 @@ def _benchmark_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--src", required=True)
     p.add_argument("--tgt", required=True)
     p.add_argument("--split", default="test_2016_flickr")
-    p.add_argument("--settings", type=_settings, default=None,
-                   help="JSON list of generate kwargs for NAT models, or an object mapping model names (as in the "
-                        "results) or family names (model_type) to such lists (default: each family's declared "
-                        "benchmark settings)")
-    p.add_argument("--ar_settings", type=_settings, default=None,
-                   help='JSON list for AR models (default: [{"num_beams": 1}, {"num_beams": 5}])')
+    p.add_argument(
+        "--settings",
+        type=_settings,
+        default=None,
+        help="JSON list of generate kwargs for NAT models, or an object mapping model names (as in the "
+        "results) or family names (model_type) to such lists (default: each family's declared "
+        "benchmark settings)",
+    )
+    p.add_argument(
+        "--ar_settings",
+        type=_settings,
+        default=None,
+        help='JSON list for AR models (default: [{"num_beams": 1}, {"num_beams": 5}])',
+    )
     p.add_argument("--output_dir", required=True)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
@@ -182,9 +216,12 @@ def _export_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset_name", help="dataset name for the card (default: from the results / training args)")
     p.add_argument("--src", help="source language code (default: from the results / training args)")
     p.add_argument("--tgt", help="target language code (default: from the results / training args)")
-    p.add_argument("--allow_results_of_another_model", action="store_true",
-                   help="accept --results rows whose model fingerprint differs from --model's (or is not recorded); "
-                        "the card then says they are another model's and leaves them out of model-index")
+    p.add_argument(
+        "--allow_results_of_another_model",
+        action="store_true",
+        help="accept --results rows whose model fingerprint differs from --model's (or is not recorded); "
+        "the card then says they are another model's and leaves them out of model-index",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output_dir")
     p.add_argument("--push", metavar="REPO_ID", help="upload the folder to this Hub model repo")
     p.add_argument("--private", action="store_true", help="create the Hub repo as private")
@@ -196,8 +233,12 @@ def _translate_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", default="-", help="file of sentences, one a line (default: standard input)")
     p.add_argument("--output", default="-", help="file for the translations (default: standard output)")
     p.add_argument("--batch_size", type=int, default=64, help="sentences decoded at once")
-    p.add_argument("--buffer_size", type=int, default=None,
-                   help="lines read before translating (default: 1 from a terminal, else 1024)")
+    p.add_argument(
+        "--buffer_size",
+        type=int,
+        default=None,
+        help="lines read before translating (default: 1 from a terminal, else 1024)",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--threads", type=int, default=None, help="torch threads")
@@ -236,8 +277,9 @@ def _run_align(args, argv) -> dict:
 
     from hf_nat.data.fertility import align_corpus
 
-    return align_corpus(args.data, args.src, args.tgt, args.splits, AutoTokenizer.from_pretrained(args.tokenizer),
-                        args.output)
+    return align_corpus(
+        args.data, args.src, args.tgt, args.splits, AutoTokenizer.from_pretrained(args.tokenizer), args.output
+    )
 
 
 def _run_benchmark(args, argv) -> dict:
@@ -256,8 +298,18 @@ def _run_sweep(args, argv) -> dict:
     from hf_nat.sweep import sweep_option, write_sweep
 
     torch.set_num_threads(args.threads)
-    report = sweep_option(args.model, args.data_dir, args.src, args.tgt, args.split, args.option, args.values,
-                          args.fixed, args.batch_size, command_line(argv, "hf-nat sweep"))
+    report = sweep_option(
+        args.model,
+        args.data_dir,
+        args.src,
+        args.tgt,
+        args.split,
+        args.option,
+        args.values,
+        args.fixed,
+        args.batch_size,
+        command_line(argv, "hf-nat sweep"),
+    )
     write_sweep(report, args.output)
     return report
 
@@ -266,10 +318,19 @@ def _run_export(args, argv):
     from hf_nat.hub_export import export_model, push_folder
 
     try:
-        folder = export_model(args.model, args.output_dir, results=args.results, model_key=args.model_key,
-                              training_summary=args.training_summary, dataset_name=args.dataset_name,
-                              src=args.src, tgt=args.tgt, repo_id=args.push, overwrite=args.overwrite,
-                              allow_results_of_another_model=args.allow_results_of_another_model)
+        folder = export_model(
+            args.model,
+            args.output_dir,
+            results=args.results,
+            model_key=args.model_key,
+            training_summary=args.training_summary,
+            dataset_name=args.dataset_name,
+            src=args.src,
+            tgt=args.tgt,
+            repo_id=args.push,
+            overwrite=args.overwrite,
+            allow_results_of_another_model=args.allow_results_of_another_model,
+        )
         print(f"exported {args.model} to {folder}")
         if args.push:
             print(f"pushed to {push_folder(folder, args.push, token=args.token, private=args.private)}")
@@ -291,8 +352,12 @@ _COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "benchmark": (_benchmark_options, _run_benchmark, "BLEU and speed of NAT models against an AR baseline"),
     "sweep": (_sweep_options, _run_sweep, "BLEU on a validation split for each value of one decoding option"),
     "export": (_export_options, _run_export, "a self-contained Hub folder with a model card (and push it)"),
-    "translate": (_translate_options, None, "translate sentences from standard input or a file (the model's "
-                                           "decoding options are flags: hf-nat translate --model DIR --help)"),
+    "translate": (
+        _translate_options,
+        None,
+        "translate sentences from standard input or a file (the model's "
+        "decoding options are flags: hf-nat translate --model DIR --help)",
+    ),
     "demo": (_demo_options, _run_demo, "the main job end to end: train a small NAT, translate, score"),
 }
 
@@ -303,8 +368,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (add_options, _, summary) in _COMMANDS.items():
         add_options(commands.add_parser(name, help=summary, description=summary))
-    commands.add_parser("finetune", help="continue training a checkpoint with transformers' Seq2SeqTrainer "
-                                         "(every Seq2SeqTrainingArguments option is a flag)", add_help=False)
+    commands.add_parser(
+        "finetune",
+        help="continue training a checkpoint with transformers' Seq2SeqTrainer "
+        "(every Seq2SeqTrainingArguments option is a flag)",
+        add_help=False,
+    )
     return parser
 
 

@@ -41,8 +41,15 @@ from hf_nat.files import write_json_atomic
 from hf_nat.loading import torch_dtype
 from hf_nat.translate import translate_corpus
 
-__all__ = ["assemble", "check_or_write_plan", "check_same_tokenizer", "distill", "make_chunks", "run_fingerprint",
-           "teacher_fingerprint"]
+__all__ = [
+    "assemble",
+    "check_or_write_plan",
+    "check_same_tokenizer",
+    "distill",
+    "make_chunks",
+    "run_fingerprint",
+    "teacher_fingerprint",
+]
 
 logger = logging.getLogger("hf_nat.distill")
 
@@ -56,14 +63,15 @@ def check_same_tokenizer(teacher_tokenizer, student_tokenizer) -> None:
         raise ValueError(
             f"the teacher's tokenizer differs from the student's ({len(teacher_vocab)} vs {len(student_vocab)} "
             f"entries; e.g. only in the teacher: {only_teacher}, only in the student: {only_student}). "
-            "Use a teacher trained with the student's tokenizer, or drop --student_tokenizer to distill text only.")
+            "Use a teacher trained with the student's tokenizer, or drop --student_tokenizer to distill text only."
+        )
 
 
 def make_chunks(sources: list[str], tokenizer, chunk_size: int) -> list[list[int]]:
     """Sentence indices sorted by source length (ties by index) and cut into chunks."""
     lengths = [len(ids) for ids in tokenizer(sources)["input_ids"]]
     order = sorted(range(len(sources)), key=lambda i: (lengths[i], i))
-    return [order[start:start + chunk_size] for start in range(0, len(order), chunk_size)]
+    return [order[start : start + chunk_size] for start in range(0, len(order), chunk_size)]
 
 
 def teacher_fingerprint(model, tokenizer) -> dict:
@@ -81,8 +89,11 @@ def teacher_fingerprint(model, tokenizer) -> dict:
     else:  # slow (e.g. sentencepiece) tokenizers have no serialised pipeline: their vocabulary stands in
         vocab = json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False)
         tokenizer_digest = hashlib.sha256(vocab.encode("utf-8")).hexdigest()[:16]
-    return {"teacher_weights_sha256": weights.hexdigest(), "teacher_generation_config": generation,
-            "teacher_tokenizer": tokenizer_digest}
+    return {
+        "teacher_weights_sha256": weights.hexdigest(),
+        "teacher_generation_config": generation,
+        "teacher_tokenizer": tokenizer_digest,
+    }
 
 
 def run_fingerprint(args, corpus: datasets.DatasetDict, teacher: dict) -> dict:
@@ -94,17 +105,26 @@ def run_fingerprint(args, corpus: datasets.DatasetDict, teacher: dict) -> dict:
     for split in args.splits:
         for text in corpus[split]["source"]:
             digest.update(text.encode("utf-8") + b"\n")
-    fingerprint = {"teacher": args.teacher, **teacher, "num_beams": args.num_beams, "dtype": args.dtype,
-                   "max_tokens": args.max_tokens, "max_sentences": args.max_sentences, "chunk_size": args.chunk_size,
-                   "splits": args.splits, "sizes": {s: len(corpus[s]) for s in args.splits},
-                   "max_length_a": args.max_length_a, "max_length_b": args.max_length_b,
-                   "sources_sha256": digest.hexdigest()}
+    fingerprint = {
+        "teacher": args.teacher,
+        **teacher,
+        "num_beams": args.num_beams,
+        "dtype": args.dtype,
+        "max_tokens": args.max_tokens,
+        "max_sentences": args.max_sentences,
+        "chunk_size": args.chunk_size,
+        "splits": args.splits,
+        "sizes": {s: len(corpus[s]) for s in args.splits},
+        "max_length_a": args.max_length_a,
+        "max_length_b": args.max_length_b,
+        "sources_sha256": digest.hexdigest(),
+    }
     return json.loads(json.dumps(fingerprint))
 
 
 def _short(value, width: int = 70) -> str:
     text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= width else text[:width - 3] + "..."
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def check_or_write_plan(output_dir: Path, fingerprint: dict, is_main: bool) -> None:
@@ -118,11 +138,14 @@ def check_or_write_plan(output_dir: Path, fingerprint: dict, is_main: bool) -> N
         previous = json.loads(plan.read_text())
         if previous != fingerprint:
             changed = sorted(k for k in set(previous) | set(fingerprint) if previous.get(k) != fingerprint.get(k))
-            details = "; ".join(f"{k}: {_short(previous.get(k))} in the folder, {_short(fingerprint.get(k))} now"
-                                for k in changed)
-            raise ValueError(f"{output_dir} holds a distillation run with other settings ({', '.join(changed)} "
-                             f"differ: {details}); resume with the same settings, or use a new --output_dir "
-                             "or delete it")
+            details = "; ".join(
+                f"{k}: {_short(previous.get(k))} in the folder, {_short(fingerprint.get(k))} now" for k in changed
+            )
+            raise ValueError(
+                f"{output_dir} holds a distillation run with other settings ({', '.join(changed)} "
+                f"differ: {details}); resume with the same settings, or use a new --output_dir "
+                "or delete it"
+            )
     elif is_main:
         plan.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(plan, fingerprint)
@@ -142,13 +165,21 @@ def read_chunk(path: Path, expected: list[int]) -> list[str] | None:
 def translate_chunk(model, tokenizer, sources: list[str], args) -> list[str]:
     """Beam-search translations of ``sources`` (already length-sorted), batched under a token budget."""
     options = {"num_beams": args.num_beams, "num_return_sequences": 1, "do_sample": False}
-    decoded = translate_corpus(model, tokenizer, sources, options, max_tokens=max(args.max_tokens // args.num_beams, 1),
-                               max_sentences=args.max_sentences, ar_length=(args.max_length_a, args.max_length_b))
+    decoded = translate_corpus(
+        model,
+        tokenizer,
+        sources,
+        options,
+        max_tokens=max(args.max_tokens // args.num_beams, 1),
+        max_sentences=args.max_sentences,
+        ar_length=(args.max_length_a, args.max_length_b),
+    )
     return [text.strip() for text in decoded.hypotheses]
 
 
-def distill_split(model, tokenizer, sources: list[str], chunks: list[list[int]], work: Path,
-                  accelerator: Accelerator, args) -> int:
+def distill_split(
+    model, tokenizer, sources: list[str], chunks: list[list[int]], work: Path, accelerator: Accelerator, args
+) -> int:
     """Translate this process's share of unfinished chunks; returns the sentences translated now."""
     work.mkdir(parents=True, exist_ok=True)
     done = 0
@@ -162,8 +193,14 @@ def distill_split(model, tokenizer, sources: list[str], chunks: list[list[int]],
         hypotheses = translate_chunk(model, tokenizer, [sources[i] for i in chunk], args)
         write_json_atomic(path, {"indices": chunk, "hypotheses": hypotheses})
         done += len(chunk)
-        logger.info("process %d: chunk %d/%d (%d sentences) in %.1fs", accelerator.process_index, number + 1,
-                    len(chunks), len(chunk), time.perf_counter() - started)
+        logger.info(
+            "process %d: chunk %d/%d (%d sentences) in %.1fs",
+            accelerator.process_index,
+            number + 1,
+            len(chunks),
+            len(chunk),
+            time.perf_counter() - started,
+        )
     return done
 
 
@@ -172,8 +209,7 @@ def assemble(corpus: datasets.DatasetDict, chunks_per_split: dict, work: Path, c
 
     An empty teacher output (a degenerate beam) keeps the original target, and is counted.
     """
-    features = datasets.Features({name: datasets.Value("string")
-                                  for name in ("source", "target", "original_target")})
+    features = datasets.Features({name: datasets.Value("string") for name in ("source", "target", "original_target")})
     out, stats = {}, {}
     for split, chunks in chunks_per_split.items():
         teacher = [None] * len(corpus[split])
@@ -187,16 +223,20 @@ def assemble(corpus: datasets.DatasetDict, chunks_per_split: dict, work: Path, c
         empty = sum(1 for t in teacher if not t)
         targets = [t if t else o for t, o in zip(teacher, original)]
         out[split] = datasets.Dataset.from_dict(
-            {"source": list(corpus[split]["source"]), "target": targets, "original_target": original},
-            features=features)
+            {"source": list(corpus[split]["source"]), "target": targets, "original_target": original}, features=features
+        )
         changed = sum(t != o for t, o in zip(targets, original))
-        stats[split] = {"sentences": len(targets), "empty_teacher_outputs_kept_original": empty,
-                        "targets_changed": changed}
+        stats[split] = {
+            "sentences": len(targets),
+            "empty_teacher_outputs_kept_original": empty,
+            "targets_changed": changed,
+        }
     for split in copy_splits:
         original = list(corpus[split]["target"])
         out[split] = datasets.Dataset.from_dict(
             {"source": list(corpus[split]["source"]), "target": original, "original_target": original},
-            features=features)
+            features=features,
+        )
         stats[split] = {"sentences": len(original), "copied": True}
     return datasets.DatasetDict(out), stats
 
@@ -227,8 +267,9 @@ def distill(args, command: str) -> dict:
     for split in args.splits:
         sources = list(corpus[split]["source"])
         chunks_per_split[split] = make_chunks(sources, tokenizer, args.chunk_size)
-        translated += distill_split(model, tokenizer, sources, chunks_per_split[split], output_dir / "work" / split,
-                                    accelerator, args)
+        translated += distill_split(
+            model, tokenizer, sources, chunks_per_split[split], output_dir / "work" / split, accelerator, args
+        )
     seconds = time.perf_counter() - started
     translated = int(accelerator.reduce(torch.tensor(translated, device=accelerator.device), "sum"))
     accelerator.wait_for_everyone()
@@ -236,12 +277,19 @@ def distill(args, command: str) -> dict:
     if accelerator.is_main_process:
         dataset, stats = assemble(corpus, chunks_per_split, output_dir / "work", list(args.copy_splits))
         dataset.save_to_disk(str(output_dir))
-        summary = {"teacher": args.teacher, "num_beams": args.num_beams, "splits": stats,
-                   "processes": accelerator.num_processes, "threads": torch.get_num_threads(),
-                   "device": str(accelerator.device), "dtype": args.dtype,
-                   "sentences_translated_this_run": translated, "seconds_this_run": round(seconds, 1),
-                   "sentences_per_second": round(translated / seconds, 2) if translated and seconds else None,
-                   "command": command}
+        summary = {
+            "teacher": args.teacher,
+            "num_beams": args.num_beams,
+            "splits": stats,
+            "processes": accelerator.num_processes,
+            "threads": torch.get_num_threads(),
+            "device": str(accelerator.device),
+            "dtype": args.dtype,
+            "sentences_translated_this_run": translated,
+            "seconds_this_run": round(seconds, 1),
+            "sentences_per_second": round(translated / seconds, 2) if translated and seconds else None,
+            "command": command,
+        }
         write_json_atomic(output_dir / "distill_summary.json", summary)
         logger.info("distilled corpus saved to %s: %s", output_dir, stats)
     accelerator.wait_for_everyone()

@@ -63,8 +63,9 @@ class FinetuneArguments:
     """Options of this script; the Trainer's own options come from ``Seq2SeqTrainingArguments``."""
 
     model: str = field(metadata={"help": "hf_nat checkpoint folder or Hub id to continue training"})
-    data: str = field(default="../shared/data/multi30k",
-                      metadata={"help": "corpus directory, saved DatasetDict or Hub dataset id"})
+    data: str = field(
+        default="../shared/data/multi30k", metadata={"help": "corpus directory, saved DatasetDict or Hub dataset id"}
+    )
     src: str = field(default="en", metadata={"help": "source language code"})
     tgt: str = field(default="de", metadata={"help": "target language code"})
     train_split: str = field(default="train")
@@ -81,8 +82,10 @@ def load_model_and_tokenizer(args: FinetuneArguments):
     model = AutoModelForSeq2SeqLM.from_pretrained(args.model)
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or args.model)
     if len(tokenizer) > model.config.vocab_size:
-        raise ValueError(f"tokenizer has {len(tokenizer)} tokens but the model's vocab_size is "
-                         f"{model.config.vocab_size}; pass the tokenizer the model was trained with")
+        raise ValueError(
+            f"tokenizer has {len(tokenizer)} tokens but the model's vocab_size is "
+            f"{model.config.vocab_size}; pass the tokenizer the model was trained with"
+        )
     return model, tokenizer
 
 
@@ -104,10 +107,12 @@ def load_data(args: FinetuneArguments, tokenizer, model):
     require_pairs(corpus, f"{args.data} ({args.src}-{args.tgt})")
     source_limit = min(args.max_length, source_token_limit(model, default=args.max_length))
     target_limit = min(args.max_length, getattr(model.config, "max_position_embeddings", args.max_length))
-    tokenized = tokenize_corpus(corpus, tokenizer, max_source_length=source_limit, max_target_length=target_limit,
-                                filter_splits=splits)
-    require_pairs(tokenized, f"{args.data} within the length limits (source <= {source_limit}, target <= "
-                             f"{target_limit} tokens)")
+    tokenized = tokenize_corpus(
+        corpus, tokenizer, max_source_length=source_limit, max_target_length=target_limit, filter_splits=splits
+    )
+    require_pairs(
+        tokenized, f"{args.data} within the length limits (source <= {source_limit}, target <= {target_limit} tokens)"
+    )
     if not args.valid_split:
         return tokenized[args.train_split], None, None
     valid = corpus[args.valid_split]
@@ -119,9 +124,11 @@ def adapt_for_trainer(model, training_args: Seq2SeqTrainingArguments) -> None:
     if not getattr(model, "is_nat", False):
         return  # an AR seq2seq model (e.g. the Marian teacher) works with the Trainer as it is
     if training_args.predict_with_generate:
-        raise ValueError("--predict_with_generate is not supported for NAT models: Seq2SeqTrainer passes "
-                         "autoregressive generate() options; validation BLEU is computed after training "
-                         "with --eval_generate_kwargs instead")
+        raise ValueError(
+            "--predict_with_generate is not supported for NAT models: Seq2SeqTrainer passes "
+            "autoregressive generate() options; validation BLEU is computed after training "
+            "with --eval_generate_kwargs instead"
+        )
     training_args.prediction_loss_only = True
 
 
@@ -173,8 +180,9 @@ def finetune(args: FinetuneArguments, training_args: Seq2SeqTrainingArguments) -
     if not trainer.is_world_process_zero():
         return summary
     if args.bleu and valid_pairs is not None:
-        summary["validation"] = validation_scores(trainer.model, tokenizer, valid_pairs,
-                                                  training_args.per_device_eval_batch_size, generate_kwargs)
+        summary["validation"] = validation_scores(
+            trainer.model, tokenizer, valid_pairs, training_args.per_device_eval_batch_size, generate_kwargs
+        )
         logger.info("validation %s", summary["validation"])
     write_json_atomic(os.path.join(training_args.output_dir, SUMMARY_FILE), summary)
     return summary

@@ -31,8 +31,9 @@ import os
 import shutil
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import transformers
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, get_token
@@ -41,18 +42,20 @@ from huggingface_hub.utils import validate_repo_id
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
 from transformers.dynamic_module_utils import get_imports, get_relative_import_files
 
+from hf_nat.files import read_json, replace_folder
 from hf_nat.models import NATTranslationPipeline
 from hf_nat.models.nat_registry import Family, family_of
-from hf_nat.files import read_json, replace_folder
 from hf_nat.provenance import load_fingerprinted
 from hf_nat.results import Row
 
 CARD_TEMPLATE = Path(__file__).resolve().parent / "model_cards" / "nat_translation.md"
 AUTO_CLASSES = ("AutoConfig", "AutoModel", "AutoModelForSeq2SeqLM")
-_EXAMPLES = {"en": "A man is riding a bicycle down the street.",
-             "de": "Ein Mann fährt mit dem Fahrrad die Straße entlang.",
-             "fr": "Un homme fait du vélo dans la rue.",
-             "cs": "Muž jede na kole po ulici."}
+_EXAMPLES = {
+    "en": "A man is riding a bicycle down the street.",
+    "de": "Ein Mann fährt mit dem Fahrrad die Straße entlang.",
+    "fr": "Un homme fait du vélo dans la rue.",
+    "cs": "Muž jede na kole po ulici.",
+}
 
 
 # --- loading the model folder -------------------------------------------------------------------
@@ -60,8 +63,10 @@ def load_model_folder(model_dir: str | os.PathLike):
     """Load ``(model, tokenizer)`` from a ``save_pretrained`` folder, with errors that name the folder."""
     path = Path(model_dir)
     if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"{path} is not a model folder: no config.json there "
-                                f"(expected the output of save_pretrained, e.g. runs/<name>/best)")
+        raise FileNotFoundError(
+            f"{path} is not a model folder: no config.json there "
+            f"(expected the output of save_pretrained, e.g. runs/<name>/best)"
+        )
     try:
         config = AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as error:
@@ -106,8 +111,9 @@ def custom_pipelines_entry() -> dict[str, dict]:
     names transformers 5 removed ("translation" is one), so no registration is needed in the
     loading process. ``pt`` names transformers Auto classes; v5 has no TensorFlow, so no ``tf``.
     """
-    return {"translation": {"impl": _class_ref(NATTranslationPipeline),
-                            "pt": ["AutoModelForSeq2SeqLM"], "type": "text"}}
+    return {
+        "translation": {"impl": _class_ref(NATTranslationPipeline), "pt": ["AutoModelForSeq2SeqLM"], "type": "text"}
+    }
 
 
 def code_files(classes: Sequence[type]) -> list[Path]:
@@ -129,8 +135,9 @@ def copy_code(classes: Sequence[type], folder: Path) -> list[Path]:
     copied = []
     for source in code_files(classes):
         if "hf_nat" in get_imports(source):
-            raise ValueError(f"{source} imports hf_nat absolutely; remote code can only use relative "
-                             f"imports of sibling modules")
+            raise ValueError(
+                f"{source} imports hf_nat absolutely; remote code can only use relative imports of sibling modules"
+            )
         target = folder / source.name
         shutil.copyfile(source, target)
         copied.append(target)
@@ -142,7 +149,9 @@ def load_results(path: str | os.PathLike) -> dict:
     """Read a results.json written by ``hf-nat benchmark``: ``{"metadata": dict, "rows": [Row, ...]}``."""
     results = read_json(path, "benchmark results")
     if not isinstance(results.get("rows"), list) or not all(isinstance(r, dict) for r in results["rows"]):
-        raise ValueError(f"benchmark results file {path} has no 'rows' list of objects (not an hf-nat benchmark result)")
+        raise ValueError(
+            f"benchmark results file {path} has no 'rows' list of objects (not an hf-nat benchmark result)"
+        )
     try:
         rows = [Row.from_dict(row) for row in results["rows"]]
     except ValueError as error:
@@ -187,10 +196,13 @@ def results_mismatch(rows: Sequence[Row], fingerprint: str) -> str | None:
     others = [m for m in measured if m["fingerprint"] and m["fingerprint"] != fingerprint]
     if others:
         return "they were measured on another model: " + ", ".join(
-            f"{m['path']} (fingerprint {m['fingerprint']})" for m in others)
+            f"{m['path']} (fingerprint {m['fingerprint']})" for m in others
+        )
     if any(not m["fingerprint"] for m in measured):
-        return ("they record no fingerprint of the model measured (written by a benchmark older "
-                "than model fingerprints), so they cannot be traced to this model")
+        return (
+            "they record no fingerprint of the model measured (written by a benchmark older "
+            "than model fingerprints), so they cannot be traced to this model"
+        )
     return None
 
 
@@ -216,16 +228,31 @@ def _fmt(value: Any, digits: int = 2) -> str:
 
 def eval_results(rows: Sequence[Row], dataset: dict, baseline_label: str) -> list[EvalResult]:
     """model-index entries: sacreBLEU, chrF and the latency speedup of each decoding setting, as measured."""
-    common = dict(task_type="translation", task_name="Translation", dataset_type=dataset["type"],
-                  dataset_name=dataset["name"], dataset_config=dataset["config"], dataset_split=dataset["split"])
-    metrics = [("bleu", "bleu", "sacreBLEU"), ("chrf", "chrf", "chrF"),
-               ("speedup", "speedup", f"latency speedup vs AR {baseline_label}, batch 1")]
+    common = dict(
+        task_type="translation",
+        task_name="Translation",
+        dataset_type=dataset["type"],
+        dataset_name=dataset["name"],
+        dataset_config=dataset["config"],
+        dataset_split=dataset["split"],
+    )
+    metrics = [
+        ("bleu", "bleu", "sacreBLEU"),
+        ("chrf", "chrf", "chrF"),
+        ("speedup", "speedup", f"latency speedup vs AR {baseline_label}, batch 1"),
+    ]
     results = []
     for row in rows:
         for key, metric_type, name in metrics:
             if _finite(getattr(row, key)):
-                results.append(EvalResult(metric_type=metric_type, metric_name=f"{name} ({row.label})",
-                                          metric_value=getattr(row, key), **common))
+                results.append(
+                    EvalResult(
+                        metric_type=metric_type,
+                        metric_name=f"{name} ({row.label})",
+                        metric_value=getattr(row, key),
+                        **common,
+                    )
+                )
     return results
 
 
@@ -233,11 +260,19 @@ def _table_row(row: Row, nat_kind: str) -> dict:
     iterations = _fmt(row.mean_iterations)
     if not row.is_nat and iterations != "n/a":
         iterations += " steps"
-    return {"model": row.model, "kind": nat_kind if row.is_nat else "AR baseline", "setting": row.label,
-            "bleu": _fmt(row.bleu), "chrf": _fmt(row.chrf), "latency": _fmt(row.latency_ms_median, 1),
-            "speedup": _fmt(row.speedup), "sents_per_s": _fmt(row.sents_per_s, 1),
-            "throughput": _fmt(row.throughput_ratio), "iterations": iterations,
-            "repetition": _fmt(100 * row.repetition_rate) if _finite(row.repetition_rate) else "n/a"}
+    return {
+        "model": row.model,
+        "kind": nat_kind if row.is_nat else "AR baseline",
+        "setting": row.label,
+        "bleu": _fmt(row.bleu),
+        "chrf": _fmt(row.chrf),
+        "latency": _fmt(row.latency_ms_median, 1),
+        "speedup": _fmt(row.speedup),
+        "sents_per_s": _fmt(row.sents_per_s, 1),
+        "throughput": _fmt(row.throughput_ratio),
+        "iterations": iterations,
+        "repetition": _fmt(100 * row.repetition_rate) if _finite(row.repetition_rate) else "n/a",
+    }
 
 
 def _show(value: Any) -> str:
@@ -261,18 +296,25 @@ def _recipe(summary: dict | None) -> dict | None:
 def _model_facts(model) -> dict:
     config = model.config
     family = family_of(config.model_type)
-    return {"family": family.head_class.__name__.replace("ForConditionalGeneration", ""),
-            "family_summary": (family.config_class.__doc__ or "").strip().splitlines()[0].rstrip("."),
-            "model_type": config.model_type, "parameters": f"{model.num_parameters():,}",
-            "encoder_layers": config.encoder_layers, "decoder_layers": config.decoder_layers,
-            "d_model": config.d_model, "heads": config.encoder_attention_heads,
-            "ffn_dim": config.encoder_ffn_dim, "vocab_size": config.vocab_size,
-            "max_positions": config.max_position_embeddings,
-            "decoding_defaults": {k: getattr(model.generation_config, k) for k in model.nat_generation_defaults}}
+    return {
+        "family": family.head_class.__name__.replace("ForConditionalGeneration", ""),
+        "family_summary": (family.config_class.__doc__ or "").strip().splitlines()[0].rstrip("."),
+        "model_type": config.model_type,
+        "parameters": f"{model.num_parameters():,}",
+        "encoder_layers": config.encoder_layers,
+        "decoder_layers": config.decoder_layers,
+        "d_model": config.d_model,
+        "heads": config.encoder_attention_heads,
+        "ffn_dim": config.encoder_ffn_dim,
+        "vocab_size": config.vocab_size,
+        "max_positions": config.max_position_embeddings,
+        "decoding_defaults": {k: getattr(model.generation_config, k) for k in model.nat_generation_defaults},
+    }
 
 
-def _dataset(results: dict | None, summary: dict | None, dataset_name: str | None,
-             src: str | None, tgt: str | None) -> dict:
+def _dataset(
+    results: dict | None, summary: dict | None, dataset_name: str | None, src: str | None, tgt: str | None
+) -> dict:
     """Dataset name, languages and split, from the arguments, else the results, else the training args."""
     meta = (results or {}).get("metadata", {})
     args = (summary or {}).get("args") or {}
@@ -281,14 +323,30 @@ def _dataset(results: dict | None, summary: dict | None, dataset_name: str | Non
     data_dir = meta.get("data_dir") or args.get("data")
     name = dataset_name or (os.path.basename(os.path.normpath(data_dir)) if data_dir else None)
     pair = f"{src}-{tgt}" if src and tgt else None
-    return {"type": name or "unknown", "name": f"{name} {pair}" if name and pair else (name or "unknown"),
-            "config": pair, "split": meta.get("split"), "src": src, "tgt": tgt, "known": name is not None}
+    return {
+        "type": name or "unknown",
+        "name": f"{name} {pair}" if name and pair else (name or "unknown"),
+        "config": pair,
+        "split": meta.get("split"),
+        "src": src,
+        "tgt": tgt,
+        "known": name is not None,
+    }
 
 
-def render_model_card(model, fingerprint: str, rows: Sequence[Row] = (), results: dict | None = None,
-                      training_summary: dict | None = None, model_name: str = "model", repo_id: str | None = None,
-                      dataset_name: str | None = None, src: str | None = None, tgt: str | None = None,
-                      template_path: str | os.PathLike = CARD_TEMPLATE) -> ModelCard:
+def render_model_card(
+    model,
+    fingerprint: str,
+    rows: Sequence[Row] = (),
+    results: dict | None = None,
+    training_summary: dict | None = None,
+    model_name: str = "model",
+    repo_id: str | None = None,
+    dataset_name: str | None = None,
+    src: str | None = None,
+    tgt: str | None = None,
+    template_path: str | os.PathLike = CARD_TEMPLATE,
+) -> ModelCard:
     """Fill the card template: metadata (``model-index`` from ``rows``), usage, results, recipe, limitations.
 
     ``fingerprint`` is the model's (``hf_nat.provenance.model_fingerprint`` of its folder) and
@@ -305,25 +363,41 @@ def render_model_card(model, fingerprint: str, rows: Sequence[Row] = (), results
     mismatch = results_mismatch(rows, fingerprint) if rows else None
     measured = measured_models(rows)
     # "another model" when a recorded fingerprint differs; rows without one are only untraceable.
-    provenance = {"this_model": mismatch is None, "measured": measured,
-                  "another_model": any(m["fingerprint"] and m["fingerprint"] != fingerprint for m in measured)}
+    provenance = {
+        "this_model": mismatch is None,
+        "measured": measured,
+        "another_model": any(m["fingerprint"] and m["fingerprint"] != fingerprint for m in measured),
+    }
     evals = eval_results(rows, dataset, baseline_label) if mismatch is None else []
     card_data = ModelCardData(
-        language=[lang for lang in (dataset["src"], dataset["tgt"]) if lang] or None, license="apache-2.0",
-        library_name="transformers", pipeline_tag="translation",
+        language=[lang for lang in (dataset["src"], dataset["tgt"]) if lang] or None,
+        license="apache-2.0",
+        library_name="transformers",
+        pipeline_tag="translation",
         tags=["translation", "non-autoregressive", "hf_nat", facts["model_type"]],
         datasets=[dataset["type"]] if dataset["known"] else None,
         metrics=["sacrebleu", "chrf"] if evals else None,
-        model_name=model_name if evals else None, eval_results=evals or None)
+        model_name=model_name if evals else None,
+        eval_results=evals or None,
+    )
     nat_kind = "this model" if mismatch is None else "another model"
     table = [_table_row(r, nat_kind) for r in [*baseline_rows(results if rows else None), *rows]]
     return ModelCard.from_template(
-        card_data, template_path=str(template_path), model_name=model_name,
-        repo_id=repo_id or f"path/to/{model_name}", dataset=dataset, model=facts,
+        card_data,
+        template_path=str(template_path),
+        model_name=model_name,
+        repo_id=repo_id or f"path/to/{model_name}",
+        dataset=dataset,
+        model=facts,
         example=_EXAMPLES.get(dataset["src"], f"<a sentence in {dataset['src'] or 'the source language'}>"),
-        has_results=bool(rows), provenance=provenance, table=table, meta=meta,
+        has_results=bool(rows),
+        provenance=provenance,
+        table=table,
+        meta=meta,
         device=meta.get("gpu") or meta.get("cpu") or meta.get("device"),
-        recipe=_recipe(training_summary), transformers_version=transformers.__version__)
+        recipe=_recipe(training_summary),
+        transformers_version=transformers.__version__,
+    )
 
 
 # --- export and push ------------------------------------------------------------------------------------
@@ -348,15 +422,23 @@ def _save_model(model, tokenizer, folder: Path) -> None:
     copy_code([*_family_classes(family), NATTranslationPipeline], folder)
 
 
-def export_model(model_dir: str | os.PathLike, output_dir: str | os.PathLike, results: str | os.PathLike | None = None,
-                 model_key: str | None = None, training_summary: str | os.PathLike | None = None,
-                 dataset_name: str | None = None, src: str | None = None, tgt: str | None = None,
-                 repo_id: str | None = None, overwrite: bool = False,
-                 allow_results_of_another_model: bool = False) -> Path:
+def export_model(
+    model_dir: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    results: str | os.PathLike | None = None,
+    model_key: str | None = None,
+    training_summary: str | os.PathLike | None = None,
+    dataset_name: str | None = None,
+    src: str | None = None,
+    tgt: str | None = None,
+    repo_id: str | None = None,
+    overwrite: bool = False,
+    allow_results_of_another_model: bool = False,
+) -> Path:
     """Export the model in ``model_dir`` into ``output_dir`` as a Hub folder; returns its path.
 
-    ``results`` is a training/benchmark.py results.json (rows picked by ``model_key``, else by
-    this model's path); ``training_summary`` a training/train.py summary.json (default: the
+    ``results`` is an ``hf-nat benchmark`` results.json (rows picked by ``model_key``, else by
+    this model's path); ``training_summary`` an ``hf-nat train`` summary.json (default: the
     folder's training_info.json). The folder is written beside ``output_dir`` and moved into
     place only when complete.
 
@@ -373,20 +455,34 @@ def export_model(model_dir: str | os.PathLike, output_dir: str | os.PathLike, re
     rows = select_rows(bench, model_dir, model_key)
     if bench is not None and not rows:
         available = sorted({r.model for r in bench["rows"] if r.is_nat})
-        warnings.warn(f"{results} has no rows for {model_key or model_dir} (NAT models there: {available}; "
-                      f"pass model_key to pick one); the card will say that metrics are missing", stacklevel=2)
+        warnings.warn(
+            f"{results} has no rows for {model_key or model_dir} (NAT models there: {available}; "
+            f"pass model_key to pick one); the card will say that metrics are missing",
+            stacklevel=2,
+        )
     mismatch = results_mismatch(rows, fingerprint) if rows else None
     if mismatch and not allow_results_of_another_model:
         raise ResultsOfAnotherModelError(
             f"the rows of {results} for {model_key or model_dir} cannot go on the card of {model_dir} "
             f"(fingerprint {fingerprint}): {mismatch}. Benchmark this model (hf-nat benchmark --models "
             f"{model_dir}) and export with those results, or pass --allow_results_of_another_model to show them "
-            f"on the card marked as another model's and left out of model-index; nothing was written")
+            f"on the card marked as another model's and left out of model-index; nothing was written"
+        )
     summary_path = training_summary if training_summary is not None else default_training_summary(model_dir)
     summary = read_json(summary_path, "training summary") if summary_path is not None else None
     name = repo_id.split("/")[-1] if repo_id else output.name
-    card = render_model_card(model, fingerprint, rows, bench, summary, model_name=name, repo_id=repo_id,
-                             dataset_name=dataset_name, src=src, tgt=tgt)
+    card = render_model_card(
+        model,
+        fingerprint,
+        rows,
+        bench,
+        summary,
+        model_name=name,
+        repo_id=repo_id,
+        dataset_name=dataset_name,
+        src=src,
+        tgt=tgt,
+    )
     staging = _prepare_output(output, overwrite)
     try:
         _save_model(model, tokenizer, staging)
@@ -411,19 +507,28 @@ def push_folder(output_dir: str | os.PathLike, repo_id: str, token: str | None =
     validate_repo_id(repo_id)
     token = token or get_token()
     if not token:
-        raise RuntimeError(f"cannot push to {repo_id}: no Hugging Face token (pass --token, set HF_TOKEN or "
-                           f"run `hf auth login`); the exported folder {folder} is intact")
+        raise RuntimeError(
+            f"cannot push to {repo_id}: no Hugging Face token (pass --token, set HF_TOKEN or "
+            f"run `hf auth login`); the exported folder {folder} is intact"
+        )
     if is_offline_mode():
-        raise RuntimeError(f"cannot push to {repo_id}: offline mode is on (HF_HUB_OFFLINE=1); "
-                           f"the exported folder {folder} is intact")
+        raise RuntimeError(
+            f"cannot push to {repo_id}: offline mode is on (HF_HUB_OFFLINE=1); the exported folder {folder} is intact"
+        )
     api = HfApi(token=token)
     try:
         url = api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-        api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
-                          commit_message="Upload hf_nat export (weights, remote code, model card)")
+        api.upload_folder(
+            folder_path=str(folder),
+            repo_id=repo_id,
+            repo_type="model",
+            commit_message="Upload hf_nat export (weights, remote code, model card)",
+        )
     # Auth, network and server failures surface as many exception types (HfHubHTTPError,
     # OfflineModeIsEnabled, the HTTP client's own errors): report them all the same way, chained.
     except Exception as error:
-        raise RuntimeError(f"push of {folder} to {repo_id} failed ({type(error).__name__}: {error}); "
-                           f"the exported folder is intact, retry with the same command") from error
+        raise RuntimeError(
+            f"push of {folder} to {repo_id} failed ({type(error).__name__}: {error}); "
+            f"the exported folder is intact, retry with the same command"
+        ) from error
     return str(url)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from typing import Any, Iterator, TextIO
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 __all__ = ["add_decoding_options", "decoding_defaults", "translate_stream"]
 
@@ -48,8 +49,12 @@ def add_decoding_options(parser: argparse.ArgumentParser, model_dir: str) -> lis
     names = []
     for name, default in decoding_defaults(model_dir).items():
         kind = _boolean if isinstance(default, bool) else type(default)
-        group.add_argument(f"--{name}", type=kind, default=None, help=f"(model default: its generation config; "
-                                                                        f"family default {default!r})")
+        group.add_argument(
+            f"--{name}",
+            type=kind,
+            default=None,
+            help=f"(model default: its generation config; family default {default!r})",
+        )
         names.append(name)
     return names
 
@@ -91,8 +96,9 @@ def translate_stream(args: argparse.Namespace, decoding: dict[str, Any]) -> int:
     with _open(args.input, "r", sys.stdin) as source, _open(args.output, "w", sys.stdout) as sink:
         for lines in _buffers(source, buffer_size):
             content = [i for i, line in enumerate(lines) if line.strip()]
-            decoded = translate_corpus(lm.model, lm.tokenizer, [lines[i] for i in content], decoding,
-                                       batch_size=args.batch_size)
+            decoded = translate_corpus(
+                lm.model, lm.tokenizer, [lines[i] for i in content], decoding, batch_size=args.batch_size
+            )
             out = [""] * len(lines)
             for i, text in zip(content, decoded.hypotheses):
                 out[i] = text.replace("\n", " ")

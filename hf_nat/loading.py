@@ -48,5 +48,11 @@ def load_model(path: str, device: str = "cpu", dtype: str = "float32") -> Loaded
 
     (tokenizer, model), fingerprint = load_fingerprinted(path, load)
     model.to(device=device, dtype=torch_dtype(dtype)).eval()
-    return LoadedModel(name=os.path.basename(os.path.normpath(path)), path=path, model=model, tokenizer=tokenizer,
-                       is_nat=bool(getattr(model, "is_nat", False)), fingerprint=fingerprint)
+    return LoadedModel(
+        name=os.path.basename(os.path.normpath(path)),
+        path=path,
+        model=model,
+        tokenizer=tokenizer,
+        is_nat=bool(getattr(model, "is_nat", False)),
+        fingerprint=fingerprint,
+    )

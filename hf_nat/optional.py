@@ -8,8 +8,17 @@ from types import ModuleType
 __all__ = ["EXTRAS", "require"]
 
 # module -> the extra of setup.cfg that installs it
-EXTRAS = {"accelerate": "train", "datasets": "train", "evaluate": "train", "sacrebleu": "train", "tqdm": "train",
-          "rapidfuzz": "train", "jinja2": "export", "eflomal": "align", "matplotlib": "plot"}
+EXTRAS = {
+    "accelerate": "train",
+    "datasets": "train",
+    "evaluate": "train",
+    "sacrebleu": "train",
+    "tqdm": "train",
+    "rapidfuzz": "train",
+    "jinja2": "export",
+    "eflomal": "align",
+    "matplotlib": "plot",
+}
 
 
 def require(module: str, purpose: str) -> ModuleType:

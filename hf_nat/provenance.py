@@ -1,7 +1,7 @@
 """Fingerprints of saved model folders, so that measured numbers can be traced to the model measured.
 
-``training/benchmark.py`` records the fingerprint of every folder it decodes next to its numbers;
-``training/export.py`` fingerprints the folder it exports and refuses numbers recorded for another one.
+``hf-nat benchmark`` records the fingerprint of every folder it decodes next to its numbers;
+``hf-nat export`` fingerprints the folder it exports and refuses numbers recorded for another one.
 """
 
 from __future__ import annotations
@@ -9,11 +9,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
-__all__ = ["CONFIG_BOOKKEEPING_KEYS", "FingerprintChangedError", "load_fingerprinted", "model_fingerprint",
-           "weight_files"]
+__all__ = [
+    "CONFIG_BOOKKEEPING_KEYS",
+    "FingerprintChangedError",
+    "load_fingerprinted",
+    "model_fingerprint",
+    "weight_files",
+]
 
 # config.json entries that say how a folder was saved or which code loads it, not what the network
 # computes: export adds auto_map and custom_pipelines, and every save_pretrained rewrites the version.
@@ -65,7 +71,7 @@ def model_fingerprint(model_dir: str | os.PathLike) -> str:
       (canonical JSON, so key order and whitespace do not matter).
     - Equal fingerprints mean equal weights and architecture; any changed weight byte or model
       setting changes it. The folder's path, its modification times and the bookkeeping keys do not:
-      a copy of the folder has the fingerprint of the original, and so has its ``training/export.py``
+      a copy of the folder has the fingerprint of the original, and so has its ``hf-nat export``
       export (which adds ``auto_map`` and ``custom_pipelines``) as long as ``save_pretrained`` writes
       the weights byte for byte as before, as it does within one transformers version.
     - The tokenizer files and ``generation_config.json`` are left out: ``save_pretrained`` rewrites
@@ -78,13 +84,15 @@ def model_fingerprint(model_dir: str | os.PathLike) -> str:
     folder = Path(model_dir)
     config_path = folder / "config.json"
     if not config_path.is_file():
-        raise FileNotFoundError(f"{folder} is not a model folder: no config.json there "
-                                f"(expected the output of save_pretrained, e.g. runs/<name>/best)")
+        raise FileNotFoundError(
+            f"{folder} is not a model folder: no config.json there "
+            f"(expected the output of save_pretrained, e.g. runs/<name>/best)"
+        )
     model_config = _model_config_bytes(config_path)
     digest = hashlib.sha256()
     for path in weight_files(folder):
         # Name and size delimit the files, so moving bytes from one shard to another changes the hash.
-        digest.update(f"{path.name}\0{path.stat().st_size}\0".encode("utf-8"))
+        digest.update(f"{path.name}\0{path.stat().st_size}\0".encode())
         with open(path, "rb") as f:
             while chunk := f.read(_CHUNK_BYTES):
                 digest.update(chunk)
@@ -92,8 +100,7 @@ def model_fingerprint(model_dir: str | os.PathLike) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-def load_fingerprinted(model_dir: str | os.PathLike,
-                       load: Callable[[str | os.PathLike], Loaded]) -> tuple[Loaded, str]:
+def load_fingerprinted(model_dir: str | os.PathLike, load: Callable[[str | os.PathLike], Loaded]) -> tuple[Loaded, str]:
     """``(load(model_dir), fingerprint)``, where the fingerprint is that of the files ``load`` read.
 
     The folder is fingerprinted before and after loading; if the two differ (a training run saved
@@ -104,6 +111,8 @@ def load_fingerprinted(model_dir: str | os.PathLike,
     loaded = load(model_dir)
     after = model_fingerprint(model_dir)
     if after != before:
-        raise FingerprintChangedError(f"{model_dir} changed while it was being loaded (fingerprint {before} "
-                                      f"before, {after} after); load it again once nothing writes to it")
+        raise FingerprintChangedError(
+            f"{model_dir} changed while it was being loaded (fingerprint {before} "
+            f"before, {after} after); load it again once nothing writes to it"
+        )
     return loaded, before

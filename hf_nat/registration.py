@@ -21,5 +21,6 @@ def register_all() -> None:
     # transformers 5 rejects the task name "translation" before it looks at the registry: lift
     # that ban, since the name now resolves to our pipeline.
     getattr(transformers_pipelines, "REMOVED_TASKS", {}).pop("translation", None)
-    PIPELINE_REGISTRY.register_pipeline("translation", pipeline_class=NATTranslationPipeline,
-                                        pt_model=AutoModelForSeq2SeqLM, type="text")
+    PIPELINE_REGISTRY.register_pipeline(
+        "translation", pipeline_class=NATTranslationPipeline, pt_model=AutoModelForSeq2SeqLM, type="text"
+    )

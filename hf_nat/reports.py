@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from hf_nat.files import write_json_atomic, write_text_atomic
 from hf_nat.optional import require
@@ -14,8 +15,9 @@ __all__ = ["format_markdown", "measured_models_lines", "plot_bleu_vs_speedup", "
 def measured_models_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
     """One markdown list item per model of ``rows``: its name, folder and fingerprint."""
     models = dict.fromkeys((r["model"], r["model_path"], r.get("model_fingerprint")) for r in rows)
-    return [f"- model {name}: `{path}`, fingerprint `{fingerprint or 'not recorded'}`"
-            for name, path, fingerprint in models]
+    return [
+        f"- model {name}: `{path}`, fingerprint `{fingerprint or 'not recorded'}`" for name, path, fingerprint in models
+    ]
 
 
 def format_markdown(results: dict[str, Any]) -> str:
@@ -60,12 +62,13 @@ def plot_bleu_vs_speedup(results: dict[str, Any], path: str) -> None:
     for k, model in enumerate(dict.fromkeys(r["model"] for r in results["rows"])):
         rows = [r for r in results["rows"] if r["model"] == model]
         ax.scatter(
-            [r["speedup"] for r in rows], [r["bleu"] for r in rows],
-            marker=markers[k % len(markers)], label=model,
+            [r["speedup"] for r in rows],
+            [r["bleu"] for r in rows],
+            marker=markers[k % len(markers)],
+            label=model,
         )
         for r in rows:
-            ax.annotate(r["label"], (r["speedup"], r["bleu"]), fontsize=7,
-                        xytext=(3, 3), textcoords="offset points")
+            ax.annotate(r["label"], (r["speedup"], r["bleu"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.axvline(1.0, color="grey", lw=0.8, ls="--")
     speedups = [r["speedup"] for r in results["rows"] if r["speedup"] > 0]
     if speedups and max(speedups) / min(speedups) > 50:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = ["Row"]
 
@@ -37,7 +38,7 @@ class Row:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, row: Mapping[str, Any]) -> "Row":
+    def from_dict(cls, row: Mapping[str, Any]) -> Row:
         """A row read back from ``results.json``; fields an older file lacks get their defaults
         (``model_fingerprint`` None), unknown keys are a ValueError."""
         names = {f.name for f in dataclasses.fields(cls)}

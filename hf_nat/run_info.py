@@ -9,7 +9,8 @@ import shlex
 import socket
 import subprocess
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["command_line", "cpu_model", "environment", "git_commit"]
 
@@ -45,8 +46,9 @@ def command_line(argv: Sequence[str] | None = None, program: str | None = None) 
     return shlex.join([program or os.path.basename(sys.argv[0]), *argv])
 
 
-def environment(device: str = "cpu", dtype: str = "float32", threads: int | None = None,
-                command: str | None = None) -> dict[str, Any]:
+def environment(
+    device: str = "cpu", dtype: str = "float32", threads: int | None = None, command: str | None = None
+) -> dict[str, Any]:
     """Date, command, host, CPU (and GPU), device, dtype, threads and library versions."""
     import torch
     import transformers

@@ -22,10 +22,23 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer
 
-from hf_nat.checkpoints import (TrainState, drop_log_records_after, resume, save_checkpoint, save_model,
-                                share_identical_weights)
-from hf_nat.data import (Seq2SeqCollator, TokenBudgetBatchSampler, load_parallel_corpus, require_pairs,
-                         source_token_limit, tokenize_corpus, train_joint_tokenizer)
+from hf_nat.checkpoints import (
+    TrainState,
+    drop_log_records_after,
+    resume,
+    save_checkpoint,
+    save_model,
+    share_identical_weights,
+)
+from hf_nat.data import (
+    Seq2SeqCollator,
+    TokenBudgetBatchSampler,
+    load_parallel_corpus,
+    require_pairs,
+    source_token_limit,
+    tokenize_corpus,
+    train_joint_tokenizer,
+)
 from hf_nat.data.fertility import attach_fertility
 from hf_nat.metrics import corpus_scores
 from hf_nat.model_builder import build_model, load_initial_weights
@@ -41,8 +54,9 @@ def compute_loss(model, batch: dict, generator: torch.Generator, label_smoothing
         out = model(**batch, generator=generator)
         return out.loss, out.losses
     logits = model(**batch).logits
-    loss = F.cross_entropy(logits.float().flatten(0, 1), batch["labels"].flatten(), ignore_index=-100,
-                           label_smoothing=label_smoothing)
+    loss = F.cross_entropy(
+        logits.float().flatten(0, 1), batch["labels"].flatten(), ignore_index=-100, label_smoothing=label_smoothing
+    )
     return loss, {"tokens": loss.detach()}
 
 
@@ -60,8 +74,12 @@ def prepare_tokenizer(args, accelerator: Accelerator, corpus) -> object:
             raise FileNotFoundError(f"no tokenizer.json in --tokenizer {args.tokenizer}")
         if accelerator.is_main_process:
             train = corpus[args.train_split]
-            train_joint_tokenizer(list(train["source"]) + list(train["target"]), vocab_size=args.vocab_size,
-                                  output_dir=path, model_max_length=args.max_positions)
+            train_joint_tokenizer(
+                list(train["source"]) + list(train["target"]),
+                vocab_size=args.vocab_size,
+                output_dir=path,
+                model_max_length=args.max_positions,
+            )
         accelerator.wait_for_everyone()
     return AutoTokenizer.from_pretrained(path)
 
@@ -86,10 +104,18 @@ def load_data(args, corpus, tokenizer, model):
     ``max_position_embeddings // upsample_ratio`` tokens), or the target longer than ``--max_length``.
     """
     source_limit = min(args.max_length, source_token_limit(model, default=args.max_length))
-    train = tokenize_corpus(corpus[args.train_split], tokenizer, max_source_length=source_limit,
-                            max_target_length=args.max_length, filter_splits=[args.train_split])
-    require_pairs({args.train_split: train}, f"{args.data} within the length limits (source <= {source_limit}, "
-                                             f"target <= {args.max_length} tokens); raise --max_length or --max_positions")
+    train = tokenize_corpus(
+        corpus[args.train_split],
+        tokenizer,
+        max_source_length=source_limit,
+        max_target_length=args.max_length,
+        filter_splits=[args.train_split],
+    )
+    require_pairs(
+        {args.train_split: train},
+        f"{args.data} within the length limits (source <= {source_limit}, "
+        f"target <= {args.max_length} tokens); raise --max_length or --max_positions",
+    )
     examples = [{"input_ids": s, "labels": t} for s, t in zip(train["input_ids"], train["labels"])]
     if args.fertility:
         attach_fertility(examples, train, tokenizer, args.fertility, args.train_split)
@@ -110,11 +136,17 @@ def progress_bar(args, state: TrainState, disable: bool) -> tqdm:
     is set, else over ``--max_updates``; its postfix shows the update and the running loss."""
     if args.max_minutes:
         budget = round(args.max_minutes * 60)
-        return tqdm(total=budget, initial=min(round(state.train_seconds), budget), disable=disable,
-                    desc=f"train {args.model_type}", unit="s",
-                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
-    return tqdm(total=args.max_updates, initial=state.step, disable=disable, desc=f"train {args.model_type}",
-                unit="update")
+        return tqdm(
+            total=budget,
+            initial=min(round(state.train_seconds), budget),
+            disable=disable,
+            desc=f"train {args.model_type}",
+            unit="s",
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}",
+        )
+    return tqdm(
+        total=args.max_updates, initial=state.step, disable=disable, desc=f"train {args.model_type}", unit="update"
+    )
 
 
 def train(args) -> dict:
@@ -131,9 +163,12 @@ def train(args) -> dict:
         accelerator.print(f"initialised from {args.init_from}: {load_initial_weights(model, args.init_from)}")
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=args.lr, betas=(0.9, 0.98), eps=1e-8)
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=args.lr,
+        betas=(0.9, 0.98),
+        eps=1e-8,
+    )
     model, optimizer = accelerator.prepare(model, optimizer)
     # Masking noise has its own generator (one stream per process), so it is saved and restored
     # with the checkpoint independently of the global RNG that dropout uses.
@@ -146,8 +181,14 @@ def train(args) -> dict:
             drop_log_records_after(os.path.join(args.output_dir, "train_log.jsonl"), state.step)
 
     lengths = [max(len(e["input_ids"]), len(e["labels"])) for e in examples]
-    sampler = TokenBudgetBatchSampler(lengths, args.max_tokens, shuffle=True, seed=args.seed,
-                                      num_replicas=accelerator.num_processes, rank=accelerator.process_index)
+    sampler = TokenBudgetBatchSampler(
+        lengths,
+        args.max_tokens,
+        shuffle=True,
+        seed=args.seed,
+        num_replicas=accelerator.num_processes,
+        rank=accelerator.process_index,
+    )
     collate = Seq2SeqCollator(pad_token_id=tokenizer.pad_token_id)
     unwrapped = accelerator.unwrap_model(model)
     log_path = os.path.join(args.output_dir, "train_log.jsonl")
@@ -164,15 +205,18 @@ def train(args) -> dict:
         now = time.perf_counter()
         elapsed = torch.tensor([now - started, now - run_started], device=accelerator.device)
         total, this_run = accelerator.reduce(elapsed, "max").tolist()
-        return ((args.max_minutes is not None and total > args.max_minutes * 60)
-                or (args.max_minutes_this_run is not None and this_run > args.max_minutes_this_run * 60))
+        return (args.max_minutes is not None and total > args.max_minutes * 60) or (
+            args.max_minutes_this_run is not None and this_run > args.max_minutes_this_run * 60
+        )
 
     while not stop and state.step < args.max_updates:
         sampler.set_epoch(state.epoch)
         batches = list(sampler)
         for batch_index in range(state.batch_in_epoch, len(batches)):
             model.train()
-            batch = {k: v.to(accelerator.device) for k, v in collate([examples[i] for i in batches[batch_index]]).items()}
+            batch = {
+                k: v.to(accelerator.device) for k, v in collate([examples[i] for i in batches[batch_index]]).items()
+            }
             lr = inverse_sqrt_lr(state.step + 1, args.lr, args.warmup)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -196,9 +240,15 @@ def train(args) -> dict:
 
             if state.step % args.log_every == 0:
                 seconds = time.perf_counter() - window["start"]
-                record = {"step": state.step, "epoch": state.epoch, "loss": window["loss"] / window["n"], "lr": lr,
-                          "target_tokens_per_s": window["tokens"] * accelerator.num_processes / max(seconds, 1e-9),
-                          **{k: float(v) for k, v in parts.items()}, "train_seconds": state.train_seconds}
+                record = {
+                    "step": state.step,
+                    "epoch": state.epoch,
+                    "loss": window["loss"] / window["n"],
+                    "lr": lr,
+                    "target_tokens_per_s": window["tokens"] * accelerator.num_processes / max(seconds, 1e-9),
+                    **{k: float(v) for k, v in parts.items()},
+                    "train_seconds": state.train_seconds,
+                }
                 if accelerator.is_main_process:
                     with open(log_path, "a") as f:
                         f.write(json.dumps(record) + "\n")
@@ -215,10 +265,17 @@ def train(args) -> dict:
             state.epoch += 1
             state.batch_in_epoch = 0
     bar.close()
-    summary = {"updates": state.step, "epochs": state.epoch, "train_minutes": state.train_seconds / 60,
-               "best_valid_bleu": state.best_bleu, "target_tokens": state.target_tokens,
-               "processes": accelerator.num_processes, "mixed_precision": args.mixed_precision,
-               "threads": torch.get_num_threads(), "args": vars(args)}
+    summary = {
+        "updates": state.step,
+        "epochs": state.epoch,
+        "train_minutes": state.train_seconds / 60,
+        "best_valid_bleu": state.best_bleu,
+        "target_tokens": state.target_tokens,
+        "processes": accelerator.num_processes,
+        "mixed_precision": args.mixed_precision,
+        "threads": torch.get_num_threads(),
+        "args": vars(args),
+    }
     if accelerator.is_main_process:
         save_model(unwrapped, tokenizer, os.path.join(args.output_dir, "final"), summary)
         if not os.path.isdir(os.path.join(args.output_dir, "best")):
@@ -237,14 +294,35 @@ def evaluate_and_keep_best(accelerator, model, tokenizer, valid, state: TrainSta
         improved = scores["bleu"] > state.best_bleu
         if improved:
             state.best_bleu = scores["bleu"]
-            save_model(model, tokenizer, os.path.join(args.output_dir, "best"),
-                       {"step": state.step, "valid_bleu": scores["bleu"], "valid_chrf": scores["chrf"],
-                        "train_minutes": state.train_seconds / 60, "args": vars(args)})
+            save_model(
+                model,
+                tokenizer,
+                os.path.join(args.output_dir, "best"),
+                {
+                    "step": state.step,
+                    "valid_bleu": scores["bleu"],
+                    "valid_chrf": scores["chrf"],
+                    "train_minutes": state.train_seconds / 60,
+                    "args": vars(args),
+                },
+            )
         with open(log_path, "a") as f:
-            f.write(json.dumps({"step": state.step, "valid_bleu": scores["bleu"], "valid_chrf": scores["chrf"],
-                                "best": improved, "train_seconds": state.train_seconds}) + "\n")
-        accelerator.print(f"step {state.step}: valid BLEU {scores['bleu']:.2f} chrF {scores['chrf']:.2f}"
-                          + (" (best)" if improved else ""))
+            f.write(
+                json.dumps(
+                    {
+                        "step": state.step,
+                        "valid_bleu": scores["bleu"],
+                        "valid_chrf": scores["chrf"],
+                        "best": improved,
+                        "train_seconds": state.train_seconds,
+                    }
+                )
+                + "\n"
+            )
+        accelerator.print(
+            f"step {state.step}: valid BLEU {scores['bleu']:.2f} chrF {scores['chrf']:.2f}"
+            + (" (best)" if improved else "")
+        )
     # Every process keeps the same best score, so checkpoints agree whichever rank writes them.
     best = torch.tensor([state.best_bleu], device=accelerator.device)
     state.best_bleu = accelerator.reduce(best, "max").item()

@@ -10,8 +10,9 @@ length cap of ``a · source length + b`` new tokens.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -76,8 +77,14 @@ def _ar_steps(sequences: torch.Tensor, eos_id: int | None, pad_id: int) -> torch
     return torch.where(is_eos.any(dim=1), first_eos, not_pad)
 
 
-def generate_batch(model, tokenizer, input_ids: torch.Tensor, attention_mask: torch.Tensor, options: dict[str, Any],
-                   ar_length: tuple[float, int] = AR_LENGTH) -> tuple[torch.Tensor, torch.Tensor]:
+def generate_batch(
+    model,
+    tokenizer,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    options: dict[str, Any],
+    ar_length: tuple[float, int] = AR_LENGTH,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Decode one batch; return (output token ids (B, L), iterations or AR steps per sentence (B,)).
 
     AR outputs lose their decoder start token so both kinds look alike: tokens, then eos, then
@@ -86,8 +93,9 @@ def generate_batch(model, tokenizer, input_ids: torch.Tensor, attention_mask: to
     which the model's own generation config usually sets too (giving both would warn every batch).
     """
     if getattr(model, "is_nat", False):
-        out = model.generate(input_ids=input_ids, attention_mask=attention_mask, return_dict_in_generate=True,
-                             **options)
+        out = model.generate(
+            input_ids=input_ids, attention_mask=attention_mask, return_dict_in_generate=True, **options
+        )
         return out.sequences, out.iterations
     kwargs = {"use_cache": True, **options}
     if "max_new_tokens" not in kwargs and "max_length" not in kwargs:
@@ -115,21 +123,28 @@ def _pad_batch(ids: Sequence[Sequence[int]], pad_id: int, device: torch.device) 
     return input_ids.to(device), mask.to(device)
 
 
-def _batches(lengths: list[int], batch_size: int | None, max_tokens: int | None,
-             max_sentences: int | None) -> list[list[int]]:
+def _batches(
+    lengths: list[int], batch_size: int | None, max_tokens: int | None, max_sentences: int | None
+) -> list[list[int]]:
     """Indices in batches of similar length: under a token budget (shortest first), else
     ``batch_size`` sentences at a time (longest first, so memory errors show up at once)."""
     if max_tokens is not None:
-        return list(TokenBudgetBatchSampler(lengths, max_tokens=max_tokens, shuffle=False,
-                                            max_sentences=max_sentences))
+        return list(TokenBudgetBatchSampler(lengths, max_tokens=max_tokens, shuffle=False, max_sentences=max_sentences))
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 @torch.inference_mode()
-def translate_corpus(model, tokenizer, sources: Sequence[str], options: dict[str, Any] | None = None,
-                     batch_size: int | None = 64, max_tokens: int | None = None, max_sentences: int | None = None,
-                     ar_length: tuple[float, int] = AR_LENGTH) -> DecodeResult:
+def translate_corpus(
+    model,
+    tokenizer,
+    sources: Sequence[str],
+    options: dict[str, Any] | None = None,
+    batch_size: int | None = 64,
+    max_tokens: int | None = None,
+    max_sentences: int | None = None,
+    ar_length: tuple[float, int] = AR_LENGTH,
+) -> DecodeResult:
     """Decode all ``sources`` in length-sorted batches with ``generate(**options)``; outputs keep the
     input order. Batches hold ``batch_size`` sentences, or, with ``max_tokens``, at most that many
     padded source tokens (and ``max_sentences`` sentences). Only generation is timed."""
@@ -162,8 +177,14 @@ def translate(model, tokenizer, sources: Sequence[str], batch_size: int = 64, **
 
 
 @torch.inference_mode()
-def measure_latency(model, tokenizer, sources: Sequence[str], options: dict[str, Any], warmup: int = 5,
-                    ar_length: tuple[float, int] = AR_LENGTH) -> dict[str, float]:
+def measure_latency(
+    model,
+    tokenizer,
+    sources: Sequence[str],
+    options: dict[str, Any],
+    warmup: int = 5,
+    ar_length: tuple[float, int] = AR_LENGTH,
+) -> dict[str, float]:
     """Batch-1 latency over ``sources`` after ``warmup`` untimed sentences: ``{"median_ms", "p90_ms", "n"}``."""
     model.eval()
     device = _device(model)

@@ -20,6 +20,7 @@ MULTI30K = Path(__file__).resolve().parents[2] / "shared" / "data" / "multi30k"
 def toy():
     """A tiny CMLM trained once on the toy copy task, with its tokenizer (shared by tests)."""
     from tests.toy import train_toy_cmlm
+
     return train_toy_cmlm()
 
 

@@ -10,10 +10,9 @@ import torch
 from accelerate import Accelerator
 from safetensors.torch import save_file
 
-from tests.toy import toy_batch, toy_config, toy_sentences, toy_tokenizer
-from hf_nat.trainer import compute_loss
-
 import hf_nat
+from hf_nat.trainer import compute_loss
+from tests.toy import toy_batch, toy_config, toy_sentences, toy_tokenizer
 
 
 def build():

@@ -37,8 +37,10 @@ def copy_task_batch(tokenizer, sentences: list[str]) -> dict:
     """Training batch of the copy task (target = source) with its word alignment as fertility
     labels (every source token copied once, eos never), collated like the training script does."""
     enc = tokenizer(sentences, text_target=sentences)
-    rows = [{"input_ids": s, "labels": t, "fertility": [1] * (len(s) - 1) + [0]}
-            for s, t in zip(enc["input_ids"], enc["labels"])]
+    rows = [
+        {"input_ids": s, "labels": t, "fertility": [1] * (len(s) - 1) + [0]}
+        for s, t in zip(enc["input_ids"], enc["labels"])
+    ]
     return Seq2SeqCollator(tokenizer.pad_token_id)(rows)
 
 
@@ -90,12 +92,25 @@ def run_without_hf_nat(exported: Path, sentences: list, options: dict, tmp_path:
     card_code = "\n".join(re.findall(r"```python\n(.*?)```", card, flags=re.S))
     card_code = card_code.replace(f"path/to/{exported.name}", str(exported))
     assert "trust_remote_code=True" in card_code and str(exported) in card_code
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home"),
-           "HF_MODULES_CACHE": str(tmp_path / "modules"), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf_home"),
+        "HF_MODULES_CACHE": str(tmp_path / "modules"),
+        "OMP_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     env.pop("PYTHONPATH", None)
     argv = [str(exported), json.dumps(sentences), json.dumps(options), card_code]
-    proc = subprocess.run([sys.executable, "-c", LOAD_WITHOUT_HF_NAT, *argv], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", LOAD_WITHOUT_HF_NAT, *argv],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "custom code" not in proc.stdout + proc.stderr  # no interactive trust_remote_code prompt
     result = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[7:])

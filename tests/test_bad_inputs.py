@@ -61,21 +61,25 @@ def test_empty_batches_sources_and_whitespace_give_empty_translations(family):
     assert translator(["   ", "\t\n"]) == [{"translation_text": ""}] * 2
 
 
-@pytest.mark.parametrize("ids, error", [
-    ([[7, 8, 2]], TypeError),                                   # a Python list
-    (torch.tensor([[7.0, 8.0, 2.0]]), TypeError),               # float ids
-    (torch.tensor([7, 8, 2]), ValueError),                      # one dimension
-    (torch.tensor([[7, -1, 2]]), ValueError),                   # negative id
-    (torch.tensor([[7, 10_000, 2]]), ValueError),               # outside the vocabulary
-])
+@pytest.mark.parametrize(
+    "ids, error",
+    [
+        ([[7, 8, 2]], TypeError),  # a Python list
+        (torch.tensor([[7.0, 8.0, 2.0]]), TypeError),  # float ids
+        (torch.tensor([7, 8, 2]), ValueError),  # one dimension
+        (torch.tensor([[7, -1, 2]]), ValueError),  # negative id
+        (torch.tensor([[7, 10_000, 2]]), ValueError),  # outside the vocabulary
+    ],
+)
 def test_malformed_source_ids_raise_clear_errors(family, ids, error):
     model, _ = family
     with pytest.raises(error, match="input_ids"):
         model.generate(ids)
 
 
-@pytest.mark.parametrize("mask", [torch.ones(1, 2, dtype=torch.long), torch.ones(1, 3) * 0.5,
-                                  torch.tensor([[1, 2, 1]])])
+@pytest.mark.parametrize(
+    "mask", [torch.ones(1, 2, dtype=torch.long), torch.ones(1, 3) * 0.5, torch.tensor([[1, 2, 1]])]
+)
 def test_malformed_masks_raise_clear_errors(family, mask):
     model, _ = family
     with pytest.raises(ValueError, match="attention_mask"):
@@ -115,8 +119,16 @@ def test_option_values_of_the_wrong_type_or_range_are_rejected(family):
         model.generate(**batch, rescore_length_penalty=float("nan"))
 
 
-@pytest.mark.parametrize("setting", [{"num_beams": 4}, {"max_length": 5}, {"do_sample": True},
-                                     {"num_return_sequences": 2, "do_sample": True}, {"max_new_tokens": 3}])
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"num_beams": 4},
+        {"max_length": 5},
+        {"do_sample": True},
+        {"num_return_sequences": 2, "do_sample": True},
+        {"max_new_tokens": 3},
+    ],
+)
 def test_transformers_options_in_a_generation_config_are_rejected(family, setting):
     model, tokenizer = family
     batch = tokenizer(["w1 w2"], return_tensors="pt")
@@ -152,8 +164,10 @@ def test_decoding_in_chunks_of_sources_gives_the_same_output(family, monkeypatch
     for a, b in zip(chunked.history, whole.history):
         width = max(a.shape[1], b.shape[1])
         pad = model.config.pad_token_id
-        assert torch.equal(torch.nn.functional.pad(a, (0, width - a.shape[1]), value=pad),
-                           torch.nn.functional.pad(b, (0, width - b.shape[1]), value=pad))
+        assert torch.equal(
+            torch.nn.functional.pad(a, (0, width - a.shape[1]), value=pad),
+            torch.nn.functional.pad(b, (0, width - b.shape[1]), value=pad),
+        )
 
 
 def test_output_width_follows_the_chosen_candidates(family):
@@ -209,8 +223,9 @@ def test_the_ar_rescorer_still_works_with_a_bool_mask():
     teacher = toy_ar_model(tokenizer)
     reference = model.generate(**batch, length_beam=3, rescorer=teacher)
     mask = batch["attention_mask"].bool()
-    assert torch.equal(model.generate(batch["input_ids"], attention_mask=mask, length_beam=3, rescorer=teacher),
-                       reference)
+    assert torch.equal(
+        model.generate(batch["input_ids"], attention_mask=mask, length_beam=3, rescorer=teacher), reference
+    )
 
 
 def test_decoding_helpers_leave_the_callers_logits_alone():

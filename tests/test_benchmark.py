@@ -61,15 +61,11 @@ def _make_tokenizer() -> Any:
 
     tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok.train_from_iterator(
-        SENTENCES, trainers.WordLevelTrainer(special_tokens=["<pad>", "</s>", "<unk>"])
-    )
+    tok.train_from_iterator(SENTENCES, trainers.WordLevelTrainer(special_tokens=["<pad>", "</s>", "<unk>"]))
     tok.post_processor = processors.TemplateProcessing(
         single="$A </s>", special_tokens=[("</s>", tok.token_to_id("</s>"))]
     )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
-    )
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
 
 
 @pytest.fixture(scope="module")
@@ -123,8 +119,24 @@ def test_setting_label_and_cli() -> None:
     assert bench.setting_label({"num_beams": 5}, is_nat=False) == "beam5"
     assert bench.setting_label({"max_iterations": 4, "length_beam": 5}, is_nat=True) == "T=4 lb=5"
     args = cli.build_parser().parse_args(
-        ["benchmark", "--models", "a", "b", "--baseline", "c", "--data_dir", "d", "--src", "en",
-         "--tgt", "de", "--output_dir", "o", "--settings", '[{"max_iterations": 2}]']
+        [
+            "benchmark",
+            "--models",
+            "a",
+            "b",
+            "--baseline",
+            "c",
+            "--data_dir",
+            "d",
+            "--src",
+            "en",
+            "--tgt",
+            "de",
+            "--output_dir",
+            "o",
+            "--settings",
+            '[{"max_iterations": 2}]',
+        ]
     )
     assert args.models == ["a", "b"] and args.settings == [{"max_iterations": 2}]
     assert args.threads == 1 and args.latency_sentences == 200 and args.split == "test_2016_flickr"
@@ -152,8 +164,11 @@ def test_run_benchmark(tiny_setup: dict[str, str]) -> None:
         tgt="yy",
         split="test",
         output_dir=out,
-        settings=[{"max_iterations": 1, "length_beam": 1}, {"max_iterations": 4, "length_beam": 3},
-                  {"max_iterations": 1, "length_beam": 3, "rescore": True}],
+        settings=[
+            {"max_iterations": 1, "length_beam": 1},
+            {"max_iterations": 4, "length_beam": 3},
+            {"max_iterations": 1, "length_beam": 3, "rescore": True},
+        ],
         batch_size=4,  # several length-sorted batches, to exercise the reordering
         max_sentences=8,
         latency_sentences=3,
@@ -172,8 +187,11 @@ def test_run_benchmark(tiny_setup: dict[str, str]) -> None:
 
     rows = saved["rows"]
     assert [(r["model"], r["label"]) for r in rows] == [
-        ("tiny-marian", "greedy"), ("tiny-marian", "beam5"),
-        ("copy-nat", "T=1 lb=1"), ("copy-nat", "T=4 lb=3"), ("copy-nat", "T=1 lb=3 +AR rescoring"),
+        ("tiny-marian", "greedy"),
+        ("tiny-marian", "beam5"),
+        ("copy-nat", "T=1 lb=1"),
+        ("copy-nat", "T=4 lb=3"),
+        ("copy-nat", "T=1 lb=3 +AR rescoring"),
     ]
     # Only the rescoring setting hands the baseline (AR) model to generate().
     seen = {type(r).__name__ for r in copy_nat.rescorers_seen}
@@ -205,8 +223,9 @@ def test_run_benchmark(tiny_setup: dict[str, str]) -> None:
 
     # Each row names the folder it measured and that folder's fingerprint; the stand-in has no folder.
     fingerprint = model_fingerprint(tiny_setup["model"])
-    assert [(r["model_path"], r["model_fingerprint"]) for r in rows] == \
-        [(tiny_setup["model"], fingerprint)] * 2 + [("copy-nat", None)] * 3
+    assert [(r["model_path"], r["model_fingerprint"]) for r in rows] == [(tiny_setup["model"], fingerprint)] * 2 + [
+        ("copy-nat", None)
+    ] * 3
     assert f"- model tiny-marian: `{tiny_setup['model']}`, fingerprint `{fingerprint}`" in md
     assert "- model copy-nat: `copy-nat`, fingerprint `not recorded`" in md
 
@@ -218,14 +237,27 @@ def test_settings_per_family(tiny_setup: dict[str, str], tmp_path) -> None:
             return LoadedModel("copy-nat", path, CopyNat(), ar.tokenizer, True)
         return load_model(path, device, dtype)
 
-    common = dict(models=["copy-nat"], baseline=tiny_setup["model"], data_dir=tiny_setup["data"], src="xx",
-                  tgt="yy", split="test", batch_size=4, max_sentences=4, latency_sentences=2, warmup=1,
-                  ar_settings=[{"num_beams": 1}], loader=loader)
-    results = bench.run_benchmark(output_dir=str(tmp_path / "a"), settings={"copy": [{"max_iterations": 2}]},
-                                  **common)
+    common = dict(
+        models=["copy-nat"],
+        baseline=tiny_setup["model"],
+        data_dir=tiny_setup["data"],
+        src="xx",
+        tgt="yy",
+        split="test",
+        batch_size=4,
+        max_sentences=4,
+        latency_sentences=2,
+        warmup=1,
+        ar_settings=[{"num_beams": 1}],
+        loader=loader,
+    )
+    results = bench.run_benchmark(output_dir=str(tmp_path / "a"), settings={"copy": [{"max_iterations": 2}]}, **common)
     assert [(r["model"], r["label"]) for r in results["rows"]] == [("tiny-marian", "greedy"), ("copy-nat", "T=2")]
-    by_name = bench.run_benchmark(output_dir=str(tmp_path / "c"), settings={"copy": [{"max_iterations": 2}],
-                                  "copy-nat": [{"max_iterations": 3}]}, **common)
+    by_name = bench.run_benchmark(
+        output_dir=str(tmp_path / "c"),
+        settings={"copy": [{"max_iterations": 2}], "copy-nat": [{"max_iterations": 3}]},
+        **common,
+    )
     assert [r["label"] for r in by_name["rows"]] == ["greedy", "T=3"]
     with pytest.raises(ValueError, match="no list for copy-nat or its family 'copy'"):
         bench.run_benchmark(output_dir=str(tmp_path / "b"), settings={"cmlm": [{"max_iterations": 2}]}, **common)
@@ -245,19 +277,44 @@ def test_a_nat_model_runs_its_familys_declared_settings_by_default(tiny_setup: d
             return LoadedModel("toy-ctc", path, model, nat_tokenizer, True)
         return load_model(path, device, dtype)
 
-    results = bench.run_benchmark(models=["toy-ctc"], baseline=tiny_setup["model"], data_dir=tiny_setup["data"],
-                                  src="xx", tgt="yy", split="test", output_dir=str(tmp_path), batch_size=4,
-                                  max_sentences=4, latency_sentences=2, warmup=1, ar_settings=[{"num_beams": 1}],
-                                  loader=loader)
+    results = bench.run_benchmark(
+        models=["toy-ctc"],
+        baseline=tiny_setup["model"],
+        data_dir=tiny_setup["data"],
+        src="xx",
+        tgt="yy",
+        split="test",
+        output_dir=str(tmp_path),
+        batch_size=4,
+        max_sentences=4,
+        latency_sentences=2,
+        warmup=1,
+        ar_settings=[{"num_beams": 1}],
+        loader=loader,
+    )
     declared = list(hf_nat.FAMILIES["ctc_nat"].benchmark_settings)
     assert [r["setting"] for r in results["rows"] if r["kind"] == "nat"] == declared
 
 
 def test_rows_read_back_from_results_json_keep_their_fields_and_refuse_unknown_ones() -> None:
-    row = {"model": "m", "model_path": "p", "kind": "nat", "setting": {}, "label": "T=1", "n_sentences": 1,
-           "bleu": 1.0, "chrf": 2.0, "latency_ms_median": 1.0, "latency_ms_p90": 1.0, "latency_sentences": 1,
-           "sents_per_s": 1.0, "decode_seconds": 1.0, "mean_iterations": 1.0, "iterations_unit": "x",
-           "repetition_rate": 0.0}
+    row = {
+        "model": "m",
+        "model_path": "p",
+        "kind": "nat",
+        "setting": {},
+        "label": "T=1",
+        "n_sentences": 1,
+        "bleu": 1.0,
+        "chrf": 2.0,
+        "latency_ms_median": 1.0,
+        "latency_ms_p90": 1.0,
+        "latency_sentences": 1,
+        "sents_per_s": 1.0,
+        "decode_seconds": 1.0,
+        "mean_iterations": 1.0,
+        "iterations_unit": "x",
+        "repetition_rate": 0.0,
+    }
     parsed = bench.Row.from_dict(row)
     assert parsed.model_fingerprint is None and parsed.is_nat and parsed.bleu == 1.0
     with pytest.raises(ValueError, match="blue"):

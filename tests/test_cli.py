@@ -31,8 +31,25 @@ def test_translate_reads_lines_and_writes_the_models_translations_in_order(toy, 
     source = tmp_path / "in.txt"
     source.write_text("\n".join(sentences[:3] + ["", "   "] + sentences[3:]) + "\n")
     target = tmp_path / "out.txt"
-    count = cli.main(["translate", "--model", str(saved_toy), "--input", str(source), "--output", str(target),
-                      "--batch_size", "2", "--buffer_size", "4", "--max_iterations", "2", "--length_beam", "1"])
+    count = cli.main(
+        [
+            "translate",
+            "--model",
+            str(saved_toy),
+            "--input",
+            str(source),
+            "--output",
+            str(target),
+            "--batch_size",
+            "2",
+            "--buffer_size",
+            "4",
+            "--max_iterations",
+            "2",
+            "--length_beam",
+            "1",
+        ]
+    )
     lines = target.read_text().split("\n")[:-1]
     assert count == 9 and len(lines) == 9
     expected = decode(toy.model, toy.tokenizer, sentences, max_iterations=2, length_beam=1)
@@ -59,8 +76,23 @@ def test_unknown_command_or_option_is_refused():
     with pytest.raises(SystemExit):
         cli.main(["trian"])
     with pytest.raises(SystemExit):
-        cli.main(["benchmark", "--baseline", "b", "--data_dir", "d", "--src", "en", "--tgt", "de",
-                  "--output_dir", "o", "--bogus", "1"])
+        cli.main(
+            [
+                "benchmark",
+                "--baseline",
+                "b",
+                "--data_dir",
+                "d",
+                "--src",
+                "en",
+                "--tgt",
+                "de",
+                "--output_dir",
+                "o",
+                "--bogus",
+                "1",
+            ]
+        )
 
 
 def test_a_missing_optional_dependency_names_the_extra(monkeypatch):
@@ -85,7 +117,8 @@ print(translator(sys.argv[2], max_iterations=2)[0]["translation_text"])
 def test_translating_with_a_saved_model_needs_only_the_core(toy, saved_toy):
     """With every optional dependency unimportable, hf_nat still loads a saved model and translates."""
     sentence = toy.test_sentences[0]
-    out = subprocess.run([sys.executable, "-c", BLOCK_OPTIONAL, str(saved_toy), sentence], capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", BLOCK_OPTIONAL, str(saved_toy), sentence], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == decode(toy.model, toy.tokenizer, [sentence], max_iterations=2)[0]

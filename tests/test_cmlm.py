@@ -14,19 +14,21 @@ from tests.toy import exact_match, toy_batch, toy_config, toy_sentences, toy_tok
 @pytest.mark.learning
 def test_learns_copy_task(toy):
     for iterations in (1, 4):
-        assert exact_match(toy.model, toy.tokenizer, toy.test_sentences, max_iterations=iterations,
-                           length_beam=1) >= 0.9
+        assert (
+            exact_match(toy.model, toy.tokenizer, toy.test_sentences, max_iterations=iterations, length_beam=1) >= 0.9
+        )
 
 
 def test_outputs_respect_iterations(toy):
     batch = toy.tokenizer(toy.test_sentences, return_tensors="pt", padding=True)
-    out = toy.model.generate(**batch, max_iterations=5, length_beam=2, return_dict_in_generate=True,
-                             output_history=True)
+    out = toy.model.generate(
+        **batch, max_iterations=5, length_beam=2, return_dict_in_generate=True, output_history=True
+    )
     config = toy.model.config
     content = out.sequences.masked_fill(out.sequences.eq(config.eos_token_id), config.pad_token_id)
     assert ((out.iterations >= 1) & (out.iterations <= 5)).all()
     assert 1 <= len(out.history) <= 5
-    assert torch.equal(out.history[-1], content[:, :out.history[-1].shape[1]])
+    assert torch.equal(out.history[-1], content[:, : out.history[-1].shape[1]])
 
 
 def test_adaptive_stop_ends_unchanged_rows_early(toy):

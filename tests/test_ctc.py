@@ -74,8 +74,9 @@ def train_toy_ctc(steps: int, seed: int = 0, **overrides) -> tuple[CTCNATForCond
     torch.manual_seed(seed)
     tokenizer = toy_tokenizer()
     model = CTCNATForConditionalGeneration(toy_ctc_config(tokenizer, **overrides))
-    history = train_toy_model(model, lambda step: toy_batch(tokenizer, toy_sentences(64, seed=2000 + step)), steps,
-                              seed)
+    history = train_toy_model(
+        model, lambda step: toy_batch(tokenizer, toy_sentences(64, seed=2000 + step)), steps, seed
+    )
     return model, history
 
 
@@ -142,5 +143,6 @@ def test_cmlm_glancing_trains_one_shot_and_imputer_refuses_it():
     assert int(model.glancing_updates) == 20 and model.glancing_ratio() == pytest.approx(0.3)
     assert last < first
     with pytest.raises(ValueError, match="glancing"):
-        ImputerForConditionalGeneration(ImputerConfig(vocab_size=len(tokenizer), d_model=32, encoder_layers=1,
-                                                      decoder_layers=1, glancing=True))
+        ImputerForConditionalGeneration(
+            ImputerConfig(vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1, glancing=True)
+        )

@@ -22,8 +22,8 @@ from hf_nat.data import (
     tokenize_corpus,
     train_joint_tokenizer,
 )
-
 from tests.conftest import MULTI30K  # noqa: E402
+
 needs_multi30k = pytest.mark.skipif(not MULTI30K.is_dir(), reason="Multi30k data not available")
 
 
@@ -165,7 +165,13 @@ def tokenizer(multi30k_sentences):
 
 def test_special_token_ids_are_fixed(tokenizer) -> None:
     assert special_token_ids(tokenizer) == {
-        "pad": 0, "bos": 1, "eos": 2, "unk": 3, "mask": 4, "placeholder": 5, "blank": 6,
+        "pad": 0,
+        "bos": 1,
+        "eos": 2,
+        "unk": 3,
+        "mask": 4,
+        "placeholder": 5,
+        "blank": 6,
     }
     assert tokenizer.convert_ids_to_tokens(list(range(7))) == SPECIAL_TOKENS
     assert tokenizer.pad_token_id == 0 and tokenizer.eos_token_id == 2 and tokenizer.mask_token_id == 4
@@ -227,9 +233,7 @@ def test_tokenize_corpus_filters_train_only(tokenizer, caplog: pytest.LogCapture
         "source": ["a man .", long_source, "a dog"],
         "target": ["ein Mann .", "ein Mann", "ein Hund"],
     }
-    dsd = datasets.DatasetDict(
-        {"train": datasets.Dataset.from_dict(rows), "test": datasets.Dataset.from_dict(rows)}
-    )
+    dsd = datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows), "test": datasets.Dataset.from_dict(rows)})
     with caplog.at_level(logging.WARNING, logger="hf_nat.data.preprocess"):
         out = tokenize_corpus(dsd, tokenizer, max_source_length=10, max_target_length=10)
     assert out["train"].num_rows == 2 and out["test"].num_rows == 3
@@ -291,9 +295,7 @@ def test_sampler_deterministic_per_seed_and_epoch() -> None:
 
 
 def test_sampler_ranks_disjoint_and_equal_count() -> None:
-    ranks = [
-        TokenBudgetBatchSampler(LENGTHS, max_tokens=100, seed=1, num_replicas=2, rank=r) for r in (0, 1)
-    ]
+    ranks = [TokenBudgetBatchSampler(LENGTHS, max_tokens=100, seed=1, num_replicas=2, rank=r) for r in (0, 1)]
     for sampler in ranks:
         sampler.set_epoch(4)
     batches = [list(sampler) for sampler in ranks]

@@ -15,11 +15,16 @@ import datasets
 import pytest
 import torch
 
-from hf_nat import CMLMForConditionalGeneration, CTCNATConfig, CTCNATForConditionalGeneration, ImputerConfig
-from hf_nat import ImputerForConditionalGeneration
+from hf_nat import (
+    CMLMForConditionalGeneration,
+    CTCNATConfig,
+    CTCNATForConditionalGeneration,
+    ImputerConfig,
+    ImputerForConditionalGeneration,
+)
 from hf_nat.data import load_parallel_corpus, source_token_limit, tokenize_corpus
-from tests.toy import toy_ar_model, toy_config, toy_shape, toy_tokenizer
 from hf_nat.translate import translate_corpus
+from tests.toy import toy_ar_model, toy_config, toy_shape, toy_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -120,8 +125,12 @@ def test_length_filter_log_names_the_split_of_a_loaded_dataset(tmp_path: Path, c
 
 
 def test_tokenizing_an_empty_split_is_a_clear_error() -> None:
-    empty = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"source": ["w1"], "target": ["w1"]}),
-                                  "val": datasets.Dataset.from_dict({"source": [], "target": []})})
+    empty = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict({"source": ["w1"], "target": ["w1"]}),
+            "val": datasets.Dataset.from_dict({"source": [], "target": []}),
+        }
+    )
     with pytest.raises(ValueError, match=r"split 'val'.*no pairs"):
         tokenize_corpus(empty, toy_tokenizer())
 
@@ -138,9 +147,24 @@ def test_wheel_builds_quietly_and_ships_the_offline_metric_module(tmp_path: Path
         shutil.copy(REPO / name, source / name)
     shutil.copytree(REPO / "hf_nat", source / "hf_nat", ignore=shutil.ignore_patterns("__pycache__"))
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-v", ".",
-         "-w", str(tmp_path / "dist")],
-        cwd=source, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-v",
+            ".",
+            "-w",
+            str(tmp_path / "dist"),
+        ],
+        cwd=source,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert build.returncode == 0, build.stdout + build.stderr
     output = build.stdout + build.stderr
     assert "BuildBackendWarning" not in output and "would be ignored" not in output, output

@@ -6,10 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from hf_nat import cli
+from hf_nat import distillation as distill
 from hf_nat.data import load_parallel_corpus
 from tests.launch_helpers import launch_two_processes
 from tests.toy import toy_ar_model, toy_sentences, toy_tokenizer
-from hf_nat import cli, distillation as distill
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,9 +33,30 @@ def setup(tmp_path_factory):
 
 
 def run(root, corpus, out, *extra):
-    return cli.main(["distill", "--teacher", str(root / "teacher"), "--data", str(corpus), "--src", "xx", "--tgt", "yy",
-                         "--output_dir", str(out), "--num_beams", "3", "--chunk_size", "8", "--max_length_a", "0", "--max_length_b", "6",
-                         *extra])
+    return cli.main(
+        [
+            "distill",
+            "--teacher",
+            str(root / "teacher"),
+            "--data",
+            str(corpus),
+            "--src",
+            "xx",
+            "--tgt",
+            "yy",
+            "--output_dir",
+            str(out),
+            "--num_beams",
+            "3",
+            "--chunk_size",
+            "8",
+            "--max_length_a",
+            "0",
+            "--max_length_b",
+            "6",
+            *extra,
+        ]
+    )
 
 
 def test_distilled_corpus_is_complete_in_order_and_matches_the_teacher(setup, tmp_path):
@@ -51,7 +73,7 @@ def test_distilled_corpus_is_complete_in_order_and_matches_the_teacher(setup, tm
     lengths = batch["attention_mask"].sum(1)
     expected = []
     for i in range(6):
-        ids = batch["input_ids"][i:i + 1, :lengths[i]]
+        ids = batch["input_ids"][i : i + 1, : lengths[i]]
         out = teacher.generate(input_ids=ids, num_beams=3, max_length=7)
         expected.append(tokenizer.decode(out[0], skip_special_tokens=True).strip() or original["train"]["target"][i])
     assert saved["train"]["target"][:6] == expected
@@ -93,9 +115,30 @@ def test_teacher_with_another_tokenizer_fails_before_decoding(setup, tmp_path, m
 def test_two_processes_give_the_same_corpus_as_one(setup, tmp_path):
     root, corpus, _, _ = setup
     run(root, corpus, tmp_path / "one")
-    launch_two_processes([str(REPO / "training" / "distill.py"), "--teacher", str(root / "teacher"), "--data",
-                          str(corpus), "--src", "xx", "--tgt", "yy", "--output_dir", str(tmp_path / "two"),
-                          "--num_beams", "3", "--chunk_size", "8", "--max_length_a", "0", "--max_length_b", "6"], tmp_path)
+    launch_two_processes(
+        [
+            str(REPO / "training" / "distill.py"),
+            "--teacher",
+            str(root / "teacher"),
+            "--data",
+            str(corpus),
+            "--src",
+            "xx",
+            "--tgt",
+            "yy",
+            "--output_dir",
+            str(tmp_path / "two"),
+            "--num_beams",
+            "3",
+            "--chunk_size",
+            "8",
+            "--max_length_a",
+            "0",
+            "--max_length_b",
+            "6",
+        ],
+        tmp_path,
+    )
     summary = json.loads((tmp_path / "two" / "distill_summary.json").read_text())
     assert summary["processes"] == 2 and summary["sentences_translated_this_run"] == 37
     one = load_parallel_corpus(str(tmp_path / "one"), "xx", "yy", splits=["train"])["train"]["target"]
@@ -104,8 +147,14 @@ def test_two_processes_give_the_same_corpus_as_one(setup, tmp_path):
     assert torch.tensor([len(t) > 0 for t in two]).all()
 
 
-@pytest.mark.parametrize("changed, setting", [(["--dtype", "bfloat16"], "dtype"), (["--max_tokens", "64"], "max_tokens"),
-                                               (["--max_sentences", "4"], "max_sentences")])
+@pytest.mark.parametrize(
+    "changed, setting",
+    [
+        (["--dtype", "bfloat16"], "dtype"),
+        (["--max_tokens", "64"], "max_tokens"),
+        (["--max_sentences", "4"], "max_sentences"),
+    ],
+)
 def test_resume_with_another_precision_or_batching_is_refused(setup, tmp_path, changed, setting):
     # Each changes the teacher's outputs (precision, padding within a batch): a resumed run would
     # mix two kinds of targets in one corpus.
@@ -121,8 +170,26 @@ def test_resume_with_a_retrained_teacher_in_the_same_folder_is_refused(setup, tm
     teacher = tmp_path / "teacher"
     toy_ar_model(tokenizer, seed=5).save_pretrained(teacher)
     tokenizer.save_pretrained(teacher)
-    args = ["--teacher", str(teacher), "--data", str(corpus), "--src", "xx", "--tgt", "yy", "--output_dir",
-            str(tmp_path / "out"), "--num_beams", "2", "--limit", "8", "--max_length_a", "0", "--max_length_b", "4"]
+    args = [
+        "--teacher",
+        str(teacher),
+        "--data",
+        str(corpus),
+        "--src",
+        "xx",
+        "--tgt",
+        "yy",
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--num_beams",
+        "2",
+        "--limit",
+        "8",
+        "--max_length_a",
+        "0",
+        "--max_length_b",
+        "4",
+    ]
     cli.main(["distill", *args])
     toy_ar_model(tokenizer, seed=6).save_pretrained(teacher)
     with pytest.raises(ValueError, match=r"other settings.*teacher_weights"):

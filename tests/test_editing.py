@@ -48,7 +48,8 @@ def test_insertions_respect_the_length_cap_left_to_right():
 
 def brute_force_distance(a: tuple, b: tuple) -> int:
     """Insert/delete edit distance by plain recursion (memoised)."""
-    @functools.lru_cache(maxsize=None)
+
+    @functools.cache
     def d(i: int, j: int) -> int:
         if i == len(a):
             return len(b) - j
@@ -56,6 +57,7 @@ def brute_force_distance(a: tuple, b: tuple) -> int:
             return len(a) - i
         best = 1 + min(d(i + 1, j), d(i, j + 1))
         return min(best, d(i + 1, j + 1)) if a[i] == b[j] else best
+
     return d(0, 0)
 
 
@@ -71,7 +73,7 @@ def test_edit_script_is_shortest_and_reaches_the_target():
         # Applying the script: the kept tokens with the inserted spans give exactly the target.
         rebuilt, cursor = [], 0
         for slot, count in enumerate(counts):
-            rebuilt += target[cursor:cursor + count]
+            rebuilt += target[cursor : cursor + count]
             cursor += count
             if slot < len(kept):
                 assert target[cursor] == kept[slot]

@@ -3,11 +3,8 @@
 import gzip
 import hashlib
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import huggingface_hub
@@ -16,15 +13,13 @@ import torch
 from huggingface_hub import HfApi, ModelCard
 from transformers.dynamic_module_utils import get_imports, get_relative_imports
 
-from hf_nat import CMLMForConditionalGeneration
+from hf_nat import CMLMForConditionalGeneration, benchmark, cli
+from hf_nat import hub_export as export
 from hf_nat.provenance import FingerprintChangedError, load_fingerprinted, model_fingerprint
 from tests.family_checks import run_without_hf_nat
 from tests.toy import toy_ar_model, toy_config
-from hf_nat import benchmark, cli
-from hf_nat import hub_export as export
 
 DECODE_OPTIONS = {"max_iterations": 4, "length_beam": 2}
-
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +39,11 @@ def translate(toy, sentences, **options):
 
 
 def snapshot(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def section(card_text: str, title: str) -> str:
@@ -60,19 +58,36 @@ def metadata(card_text: str) -> str:
 # --- the exported folder ---------------------------------------------------------------------------
 def test_folder_has_weights_config_code_tokenizer_and_card(exported):
     names = {p.name for p in exported.iterdir()}
-    assert {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json", "README.md",
-            "modeling_cmlm.py", "pipeline_translation.py"} <= names
+    assert {
+        "model.safetensors",
+        "config.json",
+        "generation_config.json",
+        "tokenizer.json",
+        "README.md",
+        "modeling_cmlm.py",
+        "pipeline_translation.py",
+    } <= names
     assert not any(n.endswith((".bin", ".pt")) for n in names)
     assert not exported.with_name(exported.name + ".tmp").exists()
     config = json.loads((exported / "config.json").read_text())
-    assert config["auto_map"] == {"AutoConfig": "configuration_cmlm.CMLMConfig",
-                                  "AutoModel": "modeling_cmlm.CMLMModel",
-                                  "AutoModelForSeq2SeqLM": "modeling_cmlm.CMLMForConditionalGeneration"}
-    assert config["custom_pipelines"] == {"translation": {"impl": "pipeline_translation.NATTranslationPipeline",
-                                                          "pt": ["AutoModelForSeq2SeqLM"], "type": "text"}}
+    assert config["auto_map"] == {
+        "AutoConfig": "configuration_cmlm.CMLMConfig",
+        "AutoModel": "modeling_cmlm.CMLMModel",
+        "AutoModelForSeq2SeqLM": "modeling_cmlm.CMLMForConditionalGeneration",
+    }
+    assert config["custom_pipelines"] == {
+        "translation": {
+            "impl": "pipeline_translation.NATTranslationPipeline",
+            "pt": ["AutoModelForSeq2SeqLM"],
+            "type": "text",
+        }
+    }
     generation = json.loads((exported / "generation_config.json").read_text())
-    assert {k: generation[k] for k in ("max_iterations", "length_beam", "adaptive")} == \
-        {"max_iterations": 10, "length_beam": 5, "adaptive": False}
+    assert {k: generation[k] for k in ("max_iterations", "length_beam", "adaptive")} == {
+        "max_iterations": 10,
+        "length_beam": 5,
+        "adaptive": False,
+    }
 
 
 def test_every_relative_import_of_the_code_is_in_the_folder(exported):
@@ -104,8 +119,11 @@ def test_missing_generation_defaults_are_filled_in(toy, tmp_path):
     (source / "generation_config.json").write_text(json.dumps(generation))
     out = export.export_model(source, tmp_path / "export")
     written = json.loads((out / "generation_config.json").read_text())
-    assert {k: written[k] for k in ("max_iterations", "length_beam", "adaptive")} == \
-        {"max_iterations": 10, "length_beam": 5, "adaptive": False}
+    assert {k: written[k] for k in ("max_iterations", "length_beam", "adaptive")} == {
+        "max_iterations": 10,
+        "length_beam": 5,
+        "adaptive": False,
+    }
 
 
 # --- the model card --------------------------------------------------------------------------------------
@@ -119,7 +137,7 @@ def test_card_without_results_says_metrics_are_missing(exported):
     assert "No benchmark results are available" in evaluation
     assert not re.search(r"\d", evaluation)  # no number at all, invented or not
     assert "Training recipe: not recorded." in text
-    assert 'trust_remote_code=True' in text and 'pipeline("translation"' in text and "import hf_nat" not in text
+    assert "trust_remote_code=True" in text and 'pipeline("translation"' in text and "import hf_nat" not in text
 
 
 OTHER_FINGERPRINT = "sha256:" + "b" * 64
@@ -129,32 +147,106 @@ def synthetic_results(model_dir: Path) -> dict:
     """Results as training/benchmark.py writes them: an AR baseline, two settings of the model in
     ``model_dir`` (with its fingerprint) and one of another model ``other/best``."""
     nan = float("nan")
-    base = dict(n_sentences=3, latency_ms_p90=1.0, latency_sentences=3, decode_seconds=1.0, extra={},
-                iterations_unit="refinement iterations", hyps_file="h.txt")
+    base = dict(
+        n_sentences=3,
+        latency_ms_p90=1.0,
+        latency_sentences=3,
+        decode_seconds=1.0,
+        extra={},
+        iterations_unit="refinement iterations",
+        hyps_file="h.txt",
+    )
     own = dict(model="run/best", model_path=str(model_dir), model_fingerprint=model_fingerprint(model_dir))
     rows = [
-        dict(base, model="ar/best", model_path="runs/ar/best", model_fingerprint="sha256:" + "a" * 64, kind="ar",
-             setting={"num_beams": 1}, label="greedy",
-             bleu=31.25, chrf=58.5, latency_ms_median=50.0, sents_per_s=100.0, speedup=1.0, throughput_ratio=1.0,
-             mean_iterations=16.5, repetition_rate=0.125),
-        dict(base, **own, kind="nat",
-             setting={"max_iterations": 1, "length_beam": 1}, label="T=1 lb=1", bleu=16.125, chrf=43.75,
-             latency_ms_median=10.0, sents_per_s=300.0, speedup=5.0625, throughput_ratio=3.0, mean_iterations=1.0,
-             repetition_rate=0.25),
-        dict(base, **own, kind="nat",
-             setting={"max_iterations": 4, "length_beam": 3}, label="T=4 lb=3", bleu=21.375, chrf=49.875,
-             latency_ms_median=nan, sents_per_s=120.0, speedup=nan, throughput_ratio=1.2, mean_iterations=4.0,
-             repetition_rate=0.1),
-        dict(base, model="other/best", model_path="runs/other/best", model_fingerprint=OTHER_FINGERPRINT, kind="nat",
-             setting={"max_iterations": 1, "length_beam": 1}, label="T=1 lb=1", bleu=87.654, chrf=76.543,
-             latency_ms_median=9.0, sents_per_s=310.0, speedup=5.4321, throughput_ratio=3.1, mean_iterations=1.0,
-             repetition_rate=0.2),
+        dict(
+            base,
+            model="ar/best",
+            model_path="runs/ar/best",
+            model_fingerprint="sha256:" + "a" * 64,
+            kind="ar",
+            setting={"num_beams": 1},
+            label="greedy",
+            bleu=31.25,
+            chrf=58.5,
+            latency_ms_median=50.0,
+            sents_per_s=100.0,
+            speedup=1.0,
+            throughput_ratio=1.0,
+            mean_iterations=16.5,
+            repetition_rate=0.125,
+        ),
+        dict(
+            base,
+            **own,
+            kind="nat",
+            setting={"max_iterations": 1, "length_beam": 1},
+            label="T=1 lb=1",
+            bleu=16.125,
+            chrf=43.75,
+            latency_ms_median=10.0,
+            sents_per_s=300.0,
+            speedup=5.0625,
+            throughput_ratio=3.0,
+            mean_iterations=1.0,
+            repetition_rate=0.25,
+        ),
+        dict(
+            base,
+            **own,
+            kind="nat",
+            setting={"max_iterations": 4, "length_beam": 3},
+            label="T=4 lb=3",
+            bleu=21.375,
+            chrf=49.875,
+            latency_ms_median=nan,
+            sents_per_s=120.0,
+            speedup=nan,
+            throughput_ratio=1.2,
+            mean_iterations=4.0,
+            repetition_rate=0.1,
+        ),
+        dict(
+            base,
+            model="other/best",
+            model_path="runs/other/best",
+            model_fingerprint=OTHER_FINGERPRINT,
+            kind="nat",
+            setting={"max_iterations": 1, "length_beam": 1},
+            label="T=1 lb=1",
+            bleu=87.654,
+            chrf=76.543,
+            latency_ms_median=9.0,
+            sents_per_s=310.0,
+            speedup=5.4321,
+            throughput_ratio=3.1,
+            mean_iterations=1.0,
+            repetition_rate=0.2,
+        ),
     ]
-    metadata = dict(date="2026-01-01T00:00:00+00:00", command="python training/benchmark.py ...", hostname="h",
-                    cpu="cpu", device="cpu", dtype="float32", threads=1, torch="2", transformers="5",
-                    python="3.11", git_commit="abc123", data_dir="data/multi30k", split="test_2016_flickr",
-                    src="en", tgt="de", n_sentences=3, batch_size=64, latency_sentences=3, warmup=1,
-                    max_new_tokens="2*src_len+10", baseline="runs/ar/best", baseline_setting="greedy")
+    metadata = dict(
+        date="2026-01-01T00:00:00+00:00",
+        command="python training/benchmark.py ...",
+        hostname="h",
+        cpu="cpu",
+        device="cpu",
+        dtype="float32",
+        threads=1,
+        torch="2",
+        transformers="5",
+        python="3.11",
+        git_commit="abc123",
+        data_dir="data/multi30k",
+        split="test_2016_flickr",
+        src="en",
+        tgt="de",
+        n_sentences=3,
+        batch_size=64,
+        latency_sentences=3,
+        warmup=1,
+        max_new_tokens="2*src_len+10",
+        baseline="runs/ar/best",
+        baseline_setting="greedy",
+    )
     return {"metadata": metadata, "rows": rows}
 
 
@@ -167,12 +259,20 @@ def test_card_model_index_holds_exactly_the_measured_numbers(model_dir, tmp_path
     card = ModelCard.load(out / "README.md")
     measured = {(r.metric_type, r.metric_name, r.metric_value) for r in card.data.eval_results}
     speed = "latency speedup vs AR greedy, batch 1"
-    assert measured == {("bleu", "sacreBLEU (T=1 lb=1)", 16.125), ("chrf", "chrF (T=1 lb=1)", 43.75),
-                        ("speedup", f"{speed} (T=1 lb=1)", 5.0625), ("bleu", "sacreBLEU (T=4 lb=3)", 21.375),
-                        ("chrf", "chrF (T=4 lb=3)", 49.875)}
+    assert measured == {
+        ("bleu", "sacreBLEU (T=1 lb=1)", 16.125),
+        ("chrf", "chrF (T=1 lb=1)", 43.75),
+        ("speedup", f"{speed} (T=1 lb=1)", 5.0625),
+        ("bleu", "sacreBLEU (T=4 lb=3)", 21.375),
+        ("chrf", "chrF (T=4 lb=3)", 49.875),
+    }
     first = card.data.eval_results[0]
-    assert (first.task_type, first.dataset_type, first.dataset_config, first.dataset_split) == \
-        ("translation", "multi30k", "en-de", "test_2016_flickr")
+    assert (first.task_type, first.dataset_type, first.dataset_config, first.dataset_split) == (
+        "translation",
+        "multi30k",
+        "en-de",
+        "test_2016_flickr",
+    )
     assert card.data.language == ["en", "de"] and card.data.datasets == ["multi30k"]
     text = (out / "README.md").read_text()
     assert "87.65" not in text and "5.43" not in text  # another model's rows stay out
@@ -186,8 +286,13 @@ def test_model_key_selects_rows_and_an_unknown_key_gives_a_card_without_metrics(
     results = tmp_path / "results.json"
     results.write_text(json.dumps(synthetic_results(model_dir)))
     out = export.export_model(model_dir, tmp_path / "own", results=results, model_key="run/best")
-    assert {r.metric_value for r in ModelCard.load(out / "README.md").data.eval_results} == \
-        {16.125, 43.75, 5.0625, 21.375, 49.875}
+    assert {r.metric_value for r in ModelCard.load(out / "README.md").data.eval_results} == {
+        16.125,
+        43.75,
+        5.0625,
+        21.375,
+        49.875,
+    }
     with pytest.raises(export.ResultsOfAnotherModelError, match="other/best"):
         export.export_model(model_dir, tmp_path / "other", results=results, model_key="other/best")
     assert not (tmp_path / "other").exists()
@@ -258,17 +363,44 @@ def benchmarked(model_dir, toy, tmp_path_factory):
         with gzip.open(data / f"test.{lang}.gz", "wt", encoding="utf-8") as f:
             f.write("\n".join(toy.test_sentences[:6]) + "\n")
     results = benchmark.run_benchmark(
-        models=[str(model_dir), str(other_dir)], baseline=str(ar_dir), data_dir=str(data), src="en", tgt="de",
-        split="test", output_dir=str(root / "results"), settings=[{"max_iterations": 2, "length_beam": 1}],
-        ar_settings=[{"num_beams": 1}], latency_sentences=2, warmup=0, command="pytest")
+        models=[str(model_dir), str(other_dir)],
+        baseline=str(ar_dir),
+        data_dir=str(data),
+        src="en",
+        tgt="de",
+        split="test",
+        output_dir=str(root / "results"),
+        settings=[{"max_iterations": 2, "length_beam": 1}],
+        ar_settings=[{"num_beams": 1}],
+        latency_sentences=2,
+        warmup=0,
+        command="pytest",
+    )
     key = {r["model_path"]: r["model"] for r in results["rows"]}
-    return {"results": root / "results" / "results.json", "rows": results["rows"], "other_dir": other_dir,
-            "own_key": key[str(model_dir)], "other_key": key[str(other_dir)]}
+    return {
+        "results": root / "results" / "results.json",
+        "rows": results["rows"],
+        "other_dir": other_dir,
+        "own_key": key[str(model_dir)],
+        "other_key": key[str(other_dir)],
+    }
 
 
 def cli_export(model_dir: Path, output: Path, results: Path, model_key: str, *extra: str) -> Path:
-    return cli.main(["export", "--model", str(model_dir), "--output_dir", str(output), "--results", str(results),
-                        "--model_key", model_key, *extra])
+    return cli.main(
+        [
+            "export",
+            "--model",
+            str(model_dir),
+            "--output_dir",
+            str(output),
+            "--results",
+            str(results),
+            "--model_key",
+            model_key,
+            *extra,
+        ]
+    )
 
 
 def test_export_with_the_models_own_benchmark_puts_its_numbers_in_model_index(model_dir, benchmarked, tmp_path):
@@ -300,10 +432,14 @@ def test_cli_refuses_another_models_numbers_and_writes_nothing(model_dir, benchm
     assert [p.name for p in occupied.iterdir()] == ["keep.txt"]
 
 
-def test_allowing_another_models_numbers_states_it_and_keeps_them_out_of_model_index(model_dir, benchmarked,
-                                                                                    tmp_path):
-    out = cli_export(model_dir, tmp_path / "export", benchmarked["results"], benchmarked["other_key"],
-                     "--allow_results_of_another_model")
+def test_allowing_another_models_numbers_states_it_and_keeps_them_out_of_model_index(model_dir, benchmarked, tmp_path):
+    out = cli_export(
+        model_dir,
+        tmp_path / "export",
+        benchmarked["results"],
+        benchmarked["other_key"],
+        "--allow_results_of_another_model",
+    )
     text = (out / "README.md").read_text()
     assert ModelCard.load(out / "README.md").data.eval_results is None and "model-index" not in metadata(text)
     evaluation = section(text, "Evaluation")
@@ -323,8 +459,13 @@ def test_results_without_fingerprints_are_refused_unless_allowed(model_dir, benc
     with pytest.raises(export.ResultsOfAnotherModelError, match="record no fingerprint"):
         export.export_model(model_dir, tmp_path / "export", results=old_results, model_key=benchmarked["own_key"])
     assert not (tmp_path / "export").exists()
-    out = export.export_model(model_dir, tmp_path / "export", results=old_results, model_key=benchmarked["own_key"],
-                              allow_results_of_another_model=True)
+    out = export.export_model(
+        model_dir,
+        tmp_path / "export",
+        results=old_results,
+        model_key=benchmarked["own_key"],
+        allow_results_of_another_model=True,
+    )
     text = (out / "README.md").read_text()
     assert ModelCard.load(out / "README.md").data.eval_results is None and "model-index" not in metadata(text)
     assert "These numbers cannot be traced to this model" in section(text, "Evaluation")
@@ -428,8 +569,9 @@ def test_push_uploads_the_folder(exported, monkeypatch, hub_calls):
         export.push_folder(exported, "not a repo id!", token="hf_dummy")
 
 
-def test_cli_push_without_token_exits_with_the_error_and_leaves_the_export(model_dir, tmp_path, no_saved_token,
-                                                                          hub_calls):
+def test_cli_push_without_token_exits_with_the_error_and_leaves_the_export(
+    model_dir, tmp_path, no_saved_token, hub_calls
+):
     out = tmp_path / "cli_export"
     with pytest.raises(SystemExit, match="no Hugging Face token"):
         cli.main(["export", "--model", str(model_dir), "--output_dir", str(out), "--push", "someone/toy-cmlm"])

@@ -64,8 +64,8 @@ def test_batch_invariance_with_empty_and_one_token_sources(family):
         together = model.generate(**tokenizer(SENTENCES, return_tensors="pt", padding=True), **setting)
         for row, sentence in enumerate(SENTENCES):
             alone = model.generate(**tokenizer([sentence], return_tensors="pt"), **setting)[0]
-            assert torch.equal(together[row, :alone.shape[0]], alone), (setting, sentence)
-            assert together[row, alone.shape[0]:].eq(model.config.pad_token_id).all()
+            assert torch.equal(together[row, : alone.shape[0]], alone), (setting, sentence)
+            assert together[row, alone.shape[0] :].eq(model.config.pad_token_id).all()
 
 
 def test_pipeline_translates_a_string_and_a_batch(family):
@@ -82,8 +82,9 @@ def test_export_loads_and_translates_where_hf_nat_cannot_be_imported(family, tmp
     model.save_pretrained(tmp_path / "run")
     tokenizer.save_pretrained(tmp_path / "run")
     folder = hub_export.export_model(tmp_path / "run", tmp_path / "export")
-    assert {p.name for p in hub_export.code_files([entry.config_class, entry.base_class, entry.head_class])} <= \
-        {p.name for p in folder.iterdir()}
+    assert {p.name for p in hub_export.code_files([entry.config_class, entry.base_class, entry.head_class])} <= {
+        p.name for p in folder.iterdir()
+    }
     setting = dict(entry.benchmark_settings[0])
     result = run_without_hf_nat(folder, SENTENCES, setting, tmp_path)
     assert result["base_class"] == entry.base_class.__name__
@@ -100,8 +101,12 @@ def test_unknown_generate_options_are_rejected_with_the_valid_names(family):
 
 def test_unknown_config_fields_are_rejected_with_the_valid_names(family, tmp_path):
     entry, model, tokenizer = family
-    own_fields = [name for cls in entry.config_class.__mro__ for name in vars(cls).get("__annotations__", {})
-                  if isinstance(cls, type) and issubclass(cls, hf_nat.NATConfig)]
+    own_fields = [
+        name
+        for cls in entry.config_class.__mro__
+        for name in vars(cls).get("__annotations__", {})
+        if isinstance(cls, type) and issubclass(cls, hf_nat.NATConfig)
+    ]
     with pytest.raises(ValueError, match="not_a_field") as error:
         entry.config_class(**toy_shape(tokenizer), not_a_field=0.3)
     assert all(repr(name) in str(error.value) for name in own_fields)
@@ -125,8 +130,9 @@ def test_no_special_token_in_any_output(family):
         assert not found, f"special token ids {found} in the output of generate(**{setting})"
         assert out.sequences.gather(1, lengths[:, None]).eq(config.eos_token_id).all(), setting
         for step in out.history:
-            assert not torch.isin(step, torch.tensor([i for i in config.special_token_ids()
-                                                      if i != config.pad_token_id])).any(), setting
+            assert not torch.isin(
+                step, torch.tensor([i for i in config.special_token_ids() if i != config.pad_token_id])
+            ).any(), setting
 
 
 def test_forward_logits_are_left_untouched_by_decoding_helpers(family):

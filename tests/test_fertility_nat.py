@@ -35,8 +35,10 @@ def rule_target(source: str) -> str:
 def rule_batch(tokenizer, sentences: list[str]) -> dict:
     """Source → rule target, with the rule's fertilities as labels (eos: 0)."""
     enc = tokenizer(sentences, text_target=[rule_target(s) for s in sentences])
-    rows = [{"input_ids": s, "labels": t, "fertility": [rule_fertility(w) for w in src.split()] + [0]}
-            for s, t, src in zip(enc["input_ids"], enc["labels"], sentences)]
+    rows = [
+        {"input_ids": s, "labels": t, "fertility": [rule_fertility(w) for w in src.split()] + [0]}
+        for s, t, src in zip(enc["input_ids"], enc["labels"], sentences)
+    ]
     return Seq2SeqCollator(tokenizer.pad_token_id)(rows)
 
 
@@ -163,8 +165,9 @@ def test_reinforce_trains_the_fertility_predictor(toy_fertility):
     for name, parameter in student.named_parameters():
         parameter.requires_grad = name.startswith("fertility_head")
     before = rule_exact_match(student.eval(), tokenizer, sentences)
-    history = train_toy_model(student, lambda step: rule_batch(tokenizer, toy_sentences(64, seed=8000 + step)), 150,
-                              lr=3e-2)
+    history = train_toy_model(
+        student, lambda step: rule_batch(tokenizer, toy_sentences(64, seed=8000 + step)), 150, lr=3e-2
+    )
     assert all("reinforce" in h for h in history)
     assert rule_exact_match(student, tokenizer, sentences) > before + 0.3
 
@@ -172,7 +175,7 @@ def test_reinforce_trains_the_fertility_predictor(toy_fertility):
 def test_missing_or_wrong_fertility_labels_are_clear_errors(toy_fertility):
     model, tokenizer, sentences, _ = toy_fertility
     batch = rule_batch(tokenizer, sentences[:3])
-    with pytest.raises(ValueError, match="align_fertility"):
+    with pytest.raises(ValueError, match="hf-nat align"):
         model(**{k: v for k, v in batch.items() if k != "fertility"})
     wrong = dict(batch, fertility=batch["fertility"].clone())
     wrong["fertility"][0, 0] += 1

@@ -5,11 +5,11 @@ import logging
 
 import pytest
 import torch
-
-from hf_nat import CTCNATConfig, CTCNATForConditionalGeneration
-from tests.toy import CMLMForConditionalGeneration, toy_config, toy_sentences, toy_shape, toy_tokenizer
-from hf_nat import cli, finetuning as finetune
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, Seq2SeqTrainingArguments
+
+from hf_nat import CTCNATConfig, CTCNATForConditionalGeneration, cli
+from hf_nat import finetuning as finetune
+from tests.toy import CMLMForConditionalGeneration, toy_config, toy_sentences, toy_shape, toy_tokenizer
 
 
 @pytest.fixture
@@ -41,14 +41,48 @@ def test_finetune_lowers_loss_and_saves_a_loadable_model(tmp_path, one_thread):
     save_toy_checkpoint(tmp_path / "base")
     write_corpus(tmp_path / "corpus", {"train": toy_sentences(512, seed=1), "val": toy_sentences(16, seed=2)})
     out = tmp_path / "ft"
-    summary = cli.main(["finetune",
-        "--model", str(tmp_path / "base"), "--data", str(tmp_path / "corpus"), "--src", "xx", "--tgt", "yy",
-        "--output_dir", str(out), "--max_steps", "200", "--learning_rate", "3e-3", "--lr_scheduler_type", "constant",
-        "--per_device_train_batch_size", "32", "--logging_steps", "20", "--save_strategy", "no",
-        "--eval_strategy", "steps", "--eval_steps", "100", "--report_to", "none", "--use_cpu", "--seed", "0",
-        "--disable_tqdm", "true", "--dataloader_pin_memory", "false",
-        "--eval_generate_kwargs", '{"max_iterations": 2, "length_beam": 2}',
-    ])
+    summary = cli.main(
+        [
+            "finetune",
+            "--model",
+            str(tmp_path / "base"),
+            "--data",
+            str(tmp_path / "corpus"),
+            "--src",
+            "xx",
+            "--tgt",
+            "yy",
+            "--output_dir",
+            str(out),
+            "--max_steps",
+            "200",
+            "--learning_rate",
+            "3e-3",
+            "--lr_scheduler_type",
+            "constant",
+            "--per_device_train_batch_size",
+            "32",
+            "--logging_steps",
+            "20",
+            "--save_strategy",
+            "no",
+            "--eval_strategy",
+            "steps",
+            "--eval_steps",
+            "100",
+            "--report_to",
+            "none",
+            "--use_cpu",
+            "--seed",
+            "0",
+            "--disable_tqdm",
+            "true",
+            "--dataloader_pin_memory",
+            "false",
+            "--eval_generate_kwargs",
+            '{"max_iterations": 2, "length_beam": 2}',
+        ]
+    )
 
     losses = [entry["loss"] for entry in summary["losses"]]
     assert summary["global_step"] == 200 and len(losses) == 10
@@ -72,8 +106,9 @@ def test_trainer_does_not_treat_nat_losses_as_token_sums(tmp_path, one_thread):
     torch.manual_seed(0)
     tokenizer = toy_tokenizer()
     model = CMLMForConditionalGeneration(toy_config(tokenizer))
-    args = Seq2SeqTrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none",
-                                    gradient_accumulation_steps=2)
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(tmp_path), use_cpu=True, report_to="none", gradient_accumulation_steps=2
+    )
     finetune.adapt_for_trainer(model, args)
     trainer = finetune.build_trainer(model, tokenizer, None, None, args)
     assert trainer.model_accepts_loss_kwargs is False and args.prediction_loss_only
@@ -83,9 +118,27 @@ def test_nat_models_refuse_predict_with_generate(tmp_path, one_thread):
     save_toy_checkpoint(tmp_path / "base")
     write_corpus(tmp_path / "corpus", {"train": toy_sentences(8, seed=1)})
     with pytest.raises(ValueError, match="predict_with_generate"):
-        cli.main(["finetune", "--model", str(tmp_path / "base"), "--data", str(tmp_path / "corpus"), "--src", "xx",
-                       "--tgt", "yy", "--valid_split", "", "--output_dir", str(tmp_path / "ft"),
-                       "--predict_with_generate", "--use_cpu", "--report_to", "none"])
+        cli.main(
+            [
+                "finetune",
+                "--model",
+                str(tmp_path / "base"),
+                "--data",
+                str(tmp_path / "corpus"),
+                "--src",
+                "xx",
+                "--tgt",
+                "yy",
+                "--valid_split",
+                "",
+                "--output_dir",
+                str(tmp_path / "ft"),
+                "--predict_with_generate",
+                "--use_cpu",
+                "--report_to",
+                "none",
+            ]
+        )
 
 
 def test_finetune_filters_and_truncates_by_the_models_source_limit(tmp_path, one_thread, caplog):
@@ -94,17 +147,42 @@ def test_finetune_filters_and_truncates_by_the_models_source_limit(tmp_path, one
     torch.manual_seed(0)
     tokenizer = toy_tokenizer()
     CTCNATForConditionalGeneration(CTCNATConfig(**toy_shape(tokenizer, upsample_ratio=3))).save_pretrained(
-        tmp_path / "base")
+        tmp_path / "base"
+    )
     tokenizer.save_pretrained(tmp_path / "base")
     long = " ".join(["w3"] * 12)
-    write_corpus(tmp_path / "corpus", {"train": toy_sentences(24, seed=1) + [long] * 8,
-                                       "val": toy_sentences(3, seed=2) + [long]})
+    write_corpus(
+        tmp_path / "corpus", {"train": toy_sentences(24, seed=1) + [long] * 8, "val": toy_sentences(3, seed=2) + [long]}
+    )
     with caplog.at_level(logging.WARNING, logger="hf_nat.data.preprocess"):
-        summary = cli.main(["finetune",
-            "--model", str(tmp_path / "base"), "--data", str(tmp_path / "corpus"), "--src", "xx", "--tgt", "yy",
-            "--output_dir", str(tmp_path / "ft"), "--max_steps", "2", "--per_device_train_batch_size", "32",
-            "--save_strategy", "no", "--report_to", "none", "--use_cpu", "--disable_tqdm", "true",
-            "--dataloader_pin_memory", "false"])
+        summary = cli.main(
+            [
+                "finetune",
+                "--model",
+                str(tmp_path / "base"),
+                "--data",
+                str(tmp_path / "corpus"),
+                "--src",
+                "xx",
+                "--tgt",
+                "yy",
+                "--output_dir",
+                str(tmp_path / "ft"),
+                "--max_steps",
+                "2",
+                "--per_device_train_batch_size",
+                "32",
+                "--save_strategy",
+                "no",
+                "--report_to",
+                "none",
+                "--use_cpu",
+                "--disable_tqdm",
+                "true",
+                "--dataloader_pin_memory",
+                "false",
+            ]
+        )
     assert summary["global_step"] == 2 and set(summary["validation"]) == {"bleu", "chrf"}
     dropped = [r.getMessage() for r in caplog.records if "Dropped" in r.getMessage()]
     assert any("8 of 32" in m and "'train'" in m and "source <= 10" in m for m in dropped), dropped

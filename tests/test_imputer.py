@@ -26,8 +26,12 @@ def toy_imputer():
     # CTC models sit on a plateau, then learn fast; how long the plateau lasts depends on the CPU's
     # kernels (measured: 300-400 updates with AVX2, up to 800 with plain code), so train until the
     # one-step decoding copies almost every held-out sentence.
-    losses = train_toy_model(model, lambda step: toy_batch(tokenizer, toy_sentences(64, seed=3000 + step)), 2500,
-                             until=lambda m: exact_match(m, tokenizer, sentences, max_iterations=1) >= 0.95)
+    losses = train_toy_model(
+        model,
+        lambda step: toy_batch(tokenizer, toy_sentences(64, seed=3000 + step)),
+        2500,
+        until=lambda m: exact_match(m, tokenizer, sentences, max_iterations=1) >= 0.95,
+    )
     return model, tokenizer, sentences, losses
 
 
@@ -38,7 +42,11 @@ def test_imputer_learns_the_copy_task_at_every_step_count(toy_imputer):
     assert len(losses) < 2500, "the Imputer did not learn the copy task within 2500 updates"
     for steps in (1, 2, 4):
         assert exact_match(model, tokenizer, sentences, max_iterations=steps) >= 0.7, steps
-    out = model.generate(**tokenizer(sentences[:3], return_tensors="pt", padding=True), max_iterations=4,
-                         return_dict_in_generate=True, output_history=True)
+    out = model.generate(
+        **tokenizer(sentences[:3], return_tensors="pt", padding=True),
+        max_iterations=4,
+        return_dict_in_generate=True,
+        output_history=True,
+    )
     assert out.iterations.tolist() == [4, 4, 4] and len(out.history) == 4
     assert model.config.mask_token_id not in out.sequences.flatten().tolist()

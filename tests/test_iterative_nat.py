@@ -11,8 +11,15 @@ from tests.toy import exact_match, toy_batch, toy_sentences, toy_shape, toy_toke
 
 
 def corrupt(targets, keep, config, generator):
-    return corrupt_targets(targets, keep, config.corruption_token_prob, config.special_token_ids(),
-                           config.vocab_size, config.pad_token_id, generator)
+    return corrupt_targets(
+        targets,
+        keep,
+        config.corruption_token_prob,
+        config.special_token_ids(),
+        config.vocab_size,
+        config.pad_token_id,
+        generator,
+    )
 
 
 def test_corruption_changes_only_content_tokens():
@@ -92,8 +99,9 @@ def test_refinement_variants_train_and_decode(separate, reads_states):
     decoder reading tokens + states) and the mixed ones learn the toy task's first steps and decode."""
     tokenizer = toy_tokenizer()
     torch.manual_seed(0)
-    config = IterativeNATConfig(**toy_shape(tokenizer), separate_refine_decoder=separate,
-                                refine_reads_states=reads_states)
+    config = IterativeNATConfig(
+        **toy_shape(tokenizer), separate_refine_decoder=separate, refine_reads_states=reads_states
+    )
     model = IterativeNATForConditionalGeneration(config)
     assert (model.refine_decoder is not None) == separate
     history = train_toy_model(model, lambda step: toy_batch(tokenizer, toy_sentences(32, seed=5000 + step)), 40)

@@ -53,8 +53,9 @@ def test_levt_refines_a_given_draft(toy_levt):
     assert (out.sequences_scores < 0).all() and out.sequences_scores.isfinite().all()
     # A draft is where refinement starts: one round from it differs from one round from nothing.
     drafts = tokenizer([" ".join(s.split()[1:]) for s in sentences], return_tensors="pt", padding=True)["input_ids"]
-    assert not torch.equal(model.generate(**batch, decoder_input_ids=drafts, max_iterations=1),
-                           model.generate(**batch, max_iterations=1))
+    assert not torch.equal(
+        model.generate(**batch, decoder_input_ids=drafts, max_iterations=1), model.generate(**batch, max_iterations=1)
+    )
     with pytest.raises(ValueError, match="decoder_input_ids"):
         model.generate(**batch, decoder_input_ids=drafts[:3])
 
@@ -63,7 +64,8 @@ def test_levt_without_its_own_insertion_decoder_trains_saves_and_loads(tmp_path)
     tokenizer = toy_tokenizer()
     torch.manual_seed(0)
     model = LevenshteinTransformerForConditionalGeneration(
-        LevenshteinConfig(**toy_shape(tokenizer), max_insertions=8, insertion_decoder_layers=0))
+        LevenshteinConfig(**toy_shape(tokenizer), max_insertions=8, insertion_decoder_layers=0)
+    )
     assert model.insertion_decoder is None
     history = train_toy_model(model, lambda step: toy_batch(tokenizer, toy_sentences(32, seed=10000 + step)), 20)
     assert history[-1]["insertion"] < history[0]["insertion"]

@@ -11,8 +11,8 @@ import sys
 import pytest
 import sacrebleu
 
-from tests.conftest import MULTI30K
 from hf_nat.metrics import corpus_scores, load_metric, normalize_references
+from tests.conftest import MULTI30K
 
 VAL_DE = str(MULTI30K / "val.de.gz")
 
@@ -82,9 +82,7 @@ def test_bleu_matches_sacrebleu(refs_hyps: tuple[list[str], list[str]]) -> None:
 def test_bleu_kwargs_pass_through(refs_hyps: tuple[list[str], list[str]]) -> None:
     refs, hyps = refs_hyps
     hyps = [h.lower() for h in hyps]
-    out = load_metric("bleu").compute(
-        predictions=hyps, references=[[r] for r in refs], lowercase=True, tokenize="intl"
-    )
+    out = load_metric("bleu").compute(predictions=hyps, references=[[r] for r in refs], lowercase=True, tokenize="intl")
     expected = sacrebleu.corpus_bleu(hyps, [refs], lowercase=True, tokenize="intl")
     assert out["score"] == expected.score
 

@@ -14,8 +14,9 @@ def translator(toy):
 def test_string_and_batch_give_real_translations(translator, toy):
     batch = toy.test_sentences[:6]
     # The pipeline's contract is the model's own decoding (which copies most sentences exactly).
-    direct = toy.model.generate(**toy.tokenizer(batch, return_tensors="pt", padding=True), max_iterations=4,
-                                length_beam=1)
+    direct = toy.model.generate(
+        **toy.tokenizer(batch, return_tensors="pt", padding=True), max_iterations=4, length_beam=1
+    )
     expected = toy.tokenizer.batch_decode(direct, skip_special_tokens=True)
     assert sum(e == s for e, s in zip(expected, batch)) >= 4
     assert translator(batch[0]) == [{"translation_text": expected[0]}]

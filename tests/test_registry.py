@@ -21,23 +21,57 @@ from tests.toy import toy_shape, toy_tokenizer
 MODELS = Path(hf_nat.models.__file__).parent
 
 # Every name `from hf_nat import …` offered before families registered themselves.
-NAMES_BEFORE = ["CMLMConfig", "CMLMForConditionalGeneration", "CMLMModel", "CMLMPreTrainedModel", "CTCNATConfig",
-                "CTCNATForConditionalGeneration", "CTCNATModel", "CTCNATPreTrainedModel", "FertilityNATConfig",
-                "FertilityNATForConditionalGeneration", "FertilityNATModel", "FertilityNATPreTrainedModel",
-                "ImputerConfig", "ImputerForConditionalGeneration", "ImputerModel", "ImputerPreTrainedModel",
-                "InsertionTransformerConfig", "InsertionTransformerForConditionalGeneration",
-                "InsertionTransformerModel", "InsertionTransformerPreTrainedModel", "IterativeNATConfig",
-                "IterativeNATForConditionalGeneration", "IterativeNATModel", "IterativeNATPreTrainedModel",
-                "LevenshteinConfig", "LevenshteinModel", "LevenshteinPreTrainedModel",
-                "LevenshteinTransformerForConditionalGeneration", "NATConfig", "NATGenerateOutput",
-                "NATGenerationMixin", "NATModel", "NATPreTrainedModel", "NATTranslationPipeline", "FAMILIES",
-                "register_all"]
+NAMES_BEFORE = [
+    "CMLMConfig",
+    "CMLMForConditionalGeneration",
+    "CMLMModel",
+    "CMLMPreTrainedModel",
+    "CTCNATConfig",
+    "CTCNATForConditionalGeneration",
+    "CTCNATModel",
+    "CTCNATPreTrainedModel",
+    "FertilityNATConfig",
+    "FertilityNATForConditionalGeneration",
+    "FertilityNATModel",
+    "FertilityNATPreTrainedModel",
+    "ImputerConfig",
+    "ImputerForConditionalGeneration",
+    "ImputerModel",
+    "ImputerPreTrainedModel",
+    "InsertionTransformerConfig",
+    "InsertionTransformerForConditionalGeneration",
+    "InsertionTransformerModel",
+    "InsertionTransformerPreTrainedModel",
+    "IterativeNATConfig",
+    "IterativeNATForConditionalGeneration",
+    "IterativeNATModel",
+    "IterativeNATPreTrainedModel",
+    "LevenshteinConfig",
+    "LevenshteinModel",
+    "LevenshteinPreTrainedModel",
+    "LevenshteinTransformerForConditionalGeneration",
+    "NATConfig",
+    "NATGenerateOutput",
+    "NATGenerationMixin",
+    "NATModel",
+    "NATPreTrainedModel",
+    "NATTranslationPipeline",
+    "FAMILIES",
+    "register_all",
+]
 
 
 def test_every_family_is_registered_under_its_model_type():
     assert hf_nat.FAMILIES is nat_registry.FAMILIES
-    assert set(hf_nat.FAMILIES) == {"cmlm", "ctc_nat", "imputer", "fertility_nat", "iterative_nat",
-                                    "levenshtein_transformer", "insertion_transformer"}
+    assert set(hf_nat.FAMILIES) == {
+        "cmlm",
+        "ctc_nat",
+        "imputer",
+        "fertility_nat",
+        "iterative_nat",
+        "levenshtein_transformer",
+        "insertion_transformer",
+    }
     for model_type, family in hf_nat.FAMILIES.items():
         assert family.model_type == model_type == family.config_class.model_type
         assert family.head_class.config_class is family.config_class
@@ -57,8 +91,9 @@ def test_a_second_class_cannot_take_a_registered_model_type():
     with pytest.raises(ValueError, match="already registered"):
         nat_registry.register_family(base_class=cmlm.base_class, benchmark_settings=[{}])(impostor)
     # The same class registering again (e.g. a module reloaded) is fine.
-    register_again = nat_registry.register_family(base_class=cmlm.base_class,
-                                                  benchmark_settings=cmlm.benchmark_settings)
+    register_again = nat_registry.register_family(
+        base_class=cmlm.base_class, benchmark_settings=cmlm.benchmark_settings
+    )
     register_again(cmlm.head_class)
     assert hf_nat.family_of("cmlm").head_class is cmlm.head_class
 
@@ -75,8 +110,12 @@ def test_the_registry_imports_nothing_but_the_standard_library():
 
 
 def test_shared_code_names_no_family():
-    shared = [MODELS / "__init__.py", MODELS / "nat_generation.py", MODELS / "pipeline_translation.py",
-              Path(hf_nat.registration.__file__)]
+    shared = [
+        MODELS / "__init__.py",
+        MODELS / "nat_generation.py",
+        MODELS / "pipeline_translation.py",
+        Path(hf_nat.registration.__file__),
+    ]
     for family in hf_nat.FAMILIES.values():
         for name in (family.model_type, family.head_class.__name__, family.config_class.__name__):
             for path in shared:
@@ -116,15 +155,22 @@ def test_the_embedding_owns_its_scale():
     for scaled in (True, False):
         config = hf_nat.CMLMConfig(**toy_shape(tokenizer), scale_embedding=scaled)
         embed = TokenEmbedding(config, torch.nn.Embedding(config.vocab_size, config.d_model))
-        factor = config.d_model ** 0.5 if scaled else 1.0
+        factor = config.d_model**0.5 if scaled else 1.0
         assert torch.equal(embed.token_embeds(ids), embed.embed_tokens(ids) * factor)
 
 
 def test_configs_accept_what_transformers_writes():
-    bookkeeping = {"transformers_version": "5.0.0", "architectures": ["CMLMForConditionalGeneration"],
-                   "auto_map": {"AutoConfig": "configuration_cmlm.CMLMConfig"}, "_name_or_path": "somewhere",
-                   "custom_pipelines": {"translation": {"impl": "pipeline_translation.NATTranslationPipeline"}},
-                   "torch_dtype": "float32", "model_type": "cmlm", "_commit_hash": None, "hidden_size": 32}
+    bookkeeping = {
+        "transformers_version": "5.0.0",
+        "architectures": ["CMLMForConditionalGeneration"],
+        "auto_map": {"AutoConfig": "configuration_cmlm.CMLMConfig"},
+        "_name_or_path": "somewhere",
+        "custom_pipelines": {"translation": {"impl": "pipeline_translation.NATTranslationPipeline"}},
+        "torch_dtype": "float32",
+        "model_type": "cmlm",
+        "_commit_hash": None,
+        "hidden_size": 32,
+    }
     config = hf_nat.CMLMConfig(**bookkeeping)
     assert config.d_model == 32 and config.auto_map["AutoConfig"].endswith("CMLMConfig")
     with pytest.raises(ValueError, match="draft_nosie_prob.*did you mean 'draft_noise_prob'"):
@@ -162,7 +208,8 @@ except ImportError as error:
 
 def test_hf_nat_imports_and_decodes_without_rapidfuzz(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-c", BLOCK_RAPIDFUZZ], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", BLOCK_RAPIDFUZZ], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert 'RAISED' in proc.stdout and 'pip install "hf_nat[train]"' in proc.stdout
+    assert "RAISED" in proc.stdout and 'pip install "hf_nat[train]"' in proc.stdout

@@ -16,9 +16,30 @@ def test_sweep_writes_every_value_and_picks_the_best(toy, tmp_path):
         with gzip.open(data / f"val.{lang}.gz", "wt", encoding="utf-8") as f:
             f.write("\n".join(toy.test_sentences[:16]) + "\n")
     prefix = tmp_path / "out" / "sweep"
-    cli.main(["sweep", "--model", str(folder), "--data_dir", str(data), "--src", "xx", "--tgt", "yy",
-                         "--option", "max_iterations", "--values", "1", "4", "--fixed", '{"length_beam": 2}',
-                         "--output", str(prefix), "--batch_size", "5"])
+    cli.main(
+        [
+            "sweep",
+            "--model",
+            str(folder),
+            "--data_dir",
+            str(data),
+            "--src",
+            "xx",
+            "--tgt",
+            "yy",
+            "--option",
+            "max_iterations",
+            "--values",
+            "1",
+            "4",
+            "--fixed",
+            '{"length_beam": 2}',
+            "--output",
+            str(prefix),
+            "--batch_size",
+            "5",
+        ]
+    )
     report = json.loads((tmp_path / "out" / "sweep.json").read_text())
     assert [row["value"] for row in report["rows"]] == [1, 4]
     assert report["best_value"] == max(report["rows"], key=lambda row: row["bleu"])["value"]

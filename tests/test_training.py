@@ -9,12 +9,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.ddp_grad_worker import build, rank_batch
-from tests.launch_helpers import launch_two_processes
-from tests.toy import toy_sentences, toy_tokenizer
 from hf_nat.cli import build_parser
 from hf_nat.cli import main as cli_main
 from hf_nat.trainer import compute_loss, inverse_sqrt_lr
+from tests.ddp_grad_worker import build, rank_batch
+from tests.launch_helpers import launch_two_processes
+from tests.toy import toy_sentences, toy_tokenizer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -57,11 +57,46 @@ def toy_corpus(tmp_path_factory):
 
 
 def _train_args(corpus, output_dir, updates: int, *extra: str) -> list[str]:
-    return ["--model_type", "cmlm", "--data", str(corpus), "--src", "xx", "--tgt", "yy",
-            "--tokenizer", str(corpus / "tokenizer"), "--output_dir", str(output_dir), "--d_model", "32",
-            "--layers", "1", "--heads", "2", "--ffn_dim", "64", "--max_positions", "32", "--max_tokens", "200",
-            "--max_updates", str(updates), "--save_every", "3", "--eval_every", "1000", "--warmup", "2",
-            "--log_every", "1", "--no_progress", "--dropout", "0.1", *extra]
+    return [
+        "--model_type",
+        "cmlm",
+        "--data",
+        str(corpus),
+        "--src",
+        "xx",
+        "--tgt",
+        "yy",
+        "--tokenizer",
+        str(corpus / "tokenizer"),
+        "--output_dir",
+        str(output_dir),
+        "--d_model",
+        "32",
+        "--layers",
+        "1",
+        "--heads",
+        "2",
+        "--ffn_dim",
+        "64",
+        "--max_positions",
+        "32",
+        "--max_tokens",
+        "200",
+        "--max_updates",
+        str(updates),
+        "--save_every",
+        "3",
+        "--eval_every",
+        "1000",
+        "--warmup",
+        "2",
+        "--log_every",
+        "1",
+        "--no_progress",
+        "--dropout",
+        "0.1",
+        *extra,
+    ]
 
 
 def _weights(path) -> dict:
@@ -113,8 +148,9 @@ def test_resume_without_or_with_broken_checkpoint_is_a_clear_error(toy_corpus, t
 
 
 def test_training_script_runs_as_two_processes(toy_corpus, tmp_path):
-    launch_two_processes([os.path.join(REPO, "training", "train.py"), *_train_args(toy_corpus, tmp_path / "ddp", 4)],
-                         tmp_path)
+    launch_two_processes(
+        [os.path.join(REPO, "training", "train.py"), *_train_args(toy_corpus, tmp_path / "ddp", 4)], tmp_path
+    )
     summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
     assert summary["processes"] == 2 and summary["updates"] == 4
     for folder in ("best", "final"):
@@ -144,8 +180,10 @@ def test_upsampling_ctc_filters_and_truncates_sources_by_its_own_limit(tmp_path,
     # With 32 positions and upsample_ratio 3 the model reads at most 10 source tokens: 13-token
     # sources must leave the training set and be cut for validation, not end the run.
     long = " ".join(["w3"] * 12)
-    corpus = _copy_corpus(tmp_path / "corpus", {"train": toy_sentences(60, seed=1) + [long] * 20,
-                                                "val": toy_sentences(4, seed=2) + [long]})
+    corpus = _copy_corpus(
+        tmp_path / "corpus",
+        {"train": toy_sentences(60, seed=1) + [long] * 20, "val": toy_sentences(4, seed=2) + [long]},
+    )
     args = _train_args(corpus, tmp_path / "ctc", 3, "--config_overrides", '{"upsample_ratio": 3}')
     args[args.index("cmlm")] = "ctc_nat"
     with caplog.at_level("WARNING", logger="hf_nat.data.preprocess"):
@@ -198,7 +236,9 @@ def test_checkpoints_do_not_report_removed_shared_tensors(toy_corpus, tmp_path, 
 def test_silencing_the_tied_weight_notice_keeps_other_warnings(caplog):
     from accelerate import PartialState
     from accelerate.utils import other
+
     from hf_nat.checkpoints import quiet_tied_weight_dedupe
+
     PartialState()  # accelerate's logger needs it
     with caplog.at_level("WARNING"):
         with quiet_tied_weight_dedupe():
@@ -206,8 +246,10 @@ def test_silencing_the_tied_weight_notice_keeps_other_warnings(caplog):
             other.logger.warning("a real problem while saving")
         other.logger.warning("Removed shared tensor {'x'} while saving, outside a checkpoint")
     messages = [r.getMessage() for r in caplog.records]
-    assert messages == ["[RANK 0] a real problem while saving",
-                        "[RANK 0] Removed shared tensor {'x'} while saving, outside a checkpoint"]
+    assert messages == [
+        "[RANK 0] a real problem while saving",
+        "[RANK 0] Removed shared tensor {'x'} while saving, outside a checkpoint",
+    ]
 
 
 def test_final_weights_share_the_file_of_identical_best_weights(tmp_path):
@@ -227,9 +269,13 @@ def test_progress_bar_has_a_total_and_eta_under_a_time_budget():
     from hf_nat.trainer import progress_bar
 
     state = TrainState(generator=torch.Generator(), step=10, train_seconds=30.0)
-    timed = progress_bar(build_parser().parse_args(["train", "--output_dir", "x", "--max_minutes", "2"]), state, disable=True)
+    timed = progress_bar(
+        build_parser().parse_args(["train", "--output_dir", "x", "--max_minutes", "2"]), state, disable=True
+    )
     assert (timed.total, timed.n) == (120, 30)
-    counted = progress_bar(build_parser().parse_args(["train", "--output_dir", "x", "--max_updates", "50"]), state, disable=True)
+    counted = progress_bar(
+        build_parser().parse_args(["train", "--output_dir", "x", "--max_updates", "50"]), state, disable=True
+    )
     assert (counted.total, counted.n) == (50, 10)
 
 
@@ -237,7 +283,8 @@ def test_progress_bar_has_a_total_and_eta_under_a_time_budget():
 def test_misspelt_config_overrides_are_refused_with_the_valid_names(model_type):
     from hf_nat.model_builder import build_model
 
-    args = build_parser().parse_args(["train", "--output_dir", "x", "--model_type", model_type,
-                                      "--config_overrides", '{"draft_nosie_prob": 0.3}'])
+    args = build_parser().parse_args(
+        ["train", "--output_dir", "x", "--model_type", model_type, "--config_overrides", '{"draft_nosie_prob": 0.3}']
+    )
     with pytest.raises(ValueError, match="draft_nosie_prob.*its fields are"):
         build_model(args, toy_tokenizer())

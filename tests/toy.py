@@ -19,9 +19,16 @@ def toy_tokenizer() -> PreTrainedTokenizerFast:
     backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     backend.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 2)])
-    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
-                                   unk_token="<unk>", mask_token="<mask>",
-                                   extra_special_tokens=["<plh>", "<blank>"], model_max_length=32)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        mask_token="<mask>",
+        extra_special_tokens=["<plh>", "<blank>"],
+        model_max_length=32,
+    )
 
 
 def toy_sentences(n: int, seed: int, min_len: int = 2, max_len: int = 7) -> list[str]:
@@ -61,8 +68,14 @@ def train_toy_cmlm(steps: int = 1500, seed: int = 0) -> Toy:
     def copies_held_out(m) -> bool:
         return all(exact_match(m, tokenizer, held_out, max_iterations=t, length_beam=1) >= 0.95 for t in (1, 4))
 
-    train_toy_model(model, lambda step: toy_batch(tokenizer, toy_sentences(64, seed=1000 + step)), steps, seed,
-                    until=copies_held_out, min_steps=400)
+    train_toy_model(
+        model,
+        lambda step: toy_batch(tokenizer, toy_sentences(64, seed=1000 + step)),
+        steps,
+        seed,
+        until=copies_held_out,
+        min_steps=400,
+    )
     return Toy(model=model, tokenizer=tokenizer, test_sentences=held_out)
 
 
@@ -77,23 +90,57 @@ def exact_match(model, tokenizer, sentences: list[str], **generate_kwargs) -> fl
 def toy_ar_model(tokenizer, seed: int = 0, **overrides) -> MarianMTModel:
     """An untrained AR model sharing the toy tokenizer (its scores are arbitrary but fixed)."""
     torch.manual_seed(seed)
-    config = MarianConfig(**{**dict(vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1,
-                                    encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
-                                    decoder_ffn_dim=64, max_position_embeddings=64, pad_token_id=0, eos_token_id=2,
-                                    bos_token_id=1, decoder_start_token_id=1), **overrides})
+    config = MarianConfig(
+        **{
+            **dict(
+                vocab_size=len(tokenizer),
+                d_model=32,
+                encoder_layers=1,
+                decoder_layers=1,
+                encoder_attention_heads=2,
+                decoder_attention_heads=2,
+                encoder_ffn_dim=64,
+                decoder_ffn_dim=64,
+                max_position_embeddings=64,
+                pad_token_id=0,
+                eos_token_id=2,
+                bos_token_id=1,
+                decoder_start_token_id=1,
+            ),
+            **overrides,
+        }
+    )
     return MarianMTModel(config).eval()
 
 
 def toy_shape(tokenizer, **overrides) -> dict:
     """Config fields of a model small enough to train on CPU in seconds (any family)."""
-    shape = dict(vocab_size=len(tokenizer), d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
-                 decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, dropout=0.0,
-                 max_position_embeddings=32, label_smoothing=0.0)
+    shape = dict(
+        vocab_size=len(tokenizer),
+        d_model=64,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=128,
+        decoder_ffn_dim=128,
+        dropout=0.0,
+        max_position_embeddings=32,
+        label_smoothing=0.0,
+    )
     return {**shape, **overrides}
 
 
-def train_toy_model(model, make_batch, steps: int, seed: int = 0, lr: float = 3e-3, until=None,
-                    check_every: int = 100, min_steps: int = 0) -> list[dict]:
+def train_toy_model(
+    model,
+    make_batch,
+    steps: int,
+    seed: int = 0,
+    lr: float = 3e-3,
+    until=None,
+    check_every: int = 100,
+    min_steps: int = 0,
+) -> list[dict]:
     """Train ``model`` on ``make_batch(step)`` for ``steps`` updates; returns each step's named losses.
 
     With ``until`` (a function of the model in eval mode returning True once it has learned what

@@ -27,8 +27,12 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--tgt", default="de")
     p.add_argument("--split", default="test_2016_flickr")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--cap_gib", type=float, default=16.0,
-                   help="address-space limit of each case's process, so a runaway case fails instead of the machine")
+    p.add_argument(
+        "--cap_gib",
+        type=float,
+        default=16.0,
+        help="address-space limit of each case's process, so a runaway case fails instead of the machine",
+    )
     p.add_argument("--output", default=None, help="folder for memory.json / memory.md")
     argv = sys.argv[1:] if argv is None else argv
     args = p.parse_args(argv)

@@ -35,8 +35,14 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     lm = load_model(args.model)
     sources, references = read_test_pairs(args.data_dir, args.split, args.src, args.tgt)
-    report = probe_source_handling(lm.model, lm.tokenizer, sources, references, args.batch_size,
-                                   shlex.join(["python", "training/probe_source_handling.py", *argv]))
+    report = probe_source_handling(
+        lm.model,
+        lm.tokenizer,
+        sources,
+        references,
+        args.batch_size,
+        shlex.join(["python", "training/probe_source_handling.py", *argv]),
+    )
     report.update(model=args.model, split=args.split)
     print(json.dumps(report, indent=2, ensure_ascii=False))
     if args.output:

@@ -1,6 +1,6 @@
 """The main job end to end (``make demo``): ``hf-nat demo`` (see :mod:`hf_nat.demo`)::
 
-    python training/quickstart.py              # about 8 minutes on 2 CPU cores
+python training/quickstart.py              # about 8 minutes on 2 CPU cores
 """
 
 import sys

@@ -40,12 +40,15 @@ def main(argv=None) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     train = tokenize_corpus(load_parallel_corpus(args.data, "en", "de", splits=["train"])["train"], tokenizer)
     examples = [{"input_ids": s, "labels": t} for s, t in zip(train["input_ids"], train["labels"])]
-    sampler = TokenBudgetBatchSampler([max(len(e["input_ids"]), len(e["labels"])) for e in examples],
-                                      args.max_tokens, seed=0)
+    sampler = TokenBudgetBatchSampler(
+        [max(len(e["input_ids"]), len(e["labels"])) for e in examples], args.max_tokens, seed=0
+    )
     collate = Seq2SeqCollator(tokenizer.pad_token_id)
     batches = [collate([examples[i] for i in b]) for b in list(sampler)[: args.updates + args.warmup_updates]]
 
-    result = compare_precisions(model_args, tokenizer, batches, args.warmup_updates, " ".join([sys.executable, *sys.argv]))
+    result = compare_precisions(
+        model_args, tokenizer, batches, args.warmup_updates, " ".join([sys.executable, *sys.argv])
+    )
     result["max_tokens"] = args.max_tokens
     write_json_atomic(os.path.join(args.output_dir, "results.json"), result)
     table = format_throughput(result, args.max_tokens)

@@ -50,9 +50,7 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
         if max_sentences is not None and max_sentences <= 0:
             raise ValueError(f"max_sentences must be positive or None, got {max_sentences}")
         if num_replicas < 1 or not 0 <= rank < num_replicas:
-            raise ValueError(
-                f"Need num_replicas >= 1 and 0 <= rank < num_replicas, got {num_replicas=}, {rank=}"
-            )
+            raise ValueError(f"Need num_replicas >= 1 and 0 <= rank < num_replicas, got {num_replicas=}, {rank=}")
         self.max_tokens = max_tokens
         self.max_sentences = max_sentences
         self.shuffle = shuffle
@@ -62,9 +60,7 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
         self.epoch = 0
         self.batches = self._make_batches(np.asarray(lengths, dtype=np.int64))
         if num_replicas > 1 and len(self.batches) < num_replicas:
-            raise ValueError(
-                f"Only {len(self.batches)} batches for {num_replicas} replicas; lower max_tokens"
-            )
+            raise ValueError(f"Only {len(self.batches)} batches for {num_replicas} replicas; lower max_tokens")
 
     def _make_batches(self, lengths: np.ndarray) -> list[list[int]]:
         """Cut the length-sorted indices into batches under the token and sentence caps."""

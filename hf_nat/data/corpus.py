@@ -120,8 +120,12 @@ def _load_saved(
     loaded = datasets.load_from_disk(str(directory))
     loaded = _select_splits(loaded, splits, f"Saved dataset {directory}", FileNotFoundError)
     if all({"source", "target"} <= set(ds.column_names) for ds in loaded.values()):
-        loaded = datasets.DatasetDict({split: ds.select_columns(["source", "target"]).rename_columns(
-            {"source": src_lang, "target": tgt_lang}) for split, ds in loaded.items()})
+        loaded = datasets.DatasetDict(
+            {
+                split: ds.select_columns(["source", "target"]).rename_columns({"source": src_lang, "target": tgt_lang})
+                for split, ds in loaded.items()
+            }
+        )
     return parallel_columns(loaded, src_lang, tgt_lang, on_bad_lines=on_bad_lines)
 
 
@@ -262,7 +266,7 @@ def _read_lines(path: Path) -> list[str]:
         with opener(path, "rb") as handle:
             for number, raw in enumerate(handle, start=1):
                 if number == 1 and raw.startswith(codecs.BOM_UTF8):
-                    raw = raw[len(codecs.BOM_UTF8):]
+                    raw = raw[len(codecs.BOM_UTF8) :]
                 try:
                     lines.append(raw.decode("utf-8").rstrip("\r\n"))
                 except UnicodeDecodeError as error:
@@ -300,9 +304,7 @@ def _clean_pairs(
             raise ValueError(f"Empty or whitespace-only line in {where} at line {number}")
     dropped = len(sources) - len(kept_src)
     if dropped:
-        logger.warning(
-            "Dropped %d of %d pairs with an empty side in split %r", dropped, len(sources), split
-        )
+        logger.warning("Dropped %d of %d pairs with an empty side in split %r", dropped, len(sources), split)
     return kept_src, kept_tgt
 
 

@@ -42,8 +42,9 @@ def word_groups(encoding) -> list[list[int]]:
     return [groups[w] for w in sorted(groups)]
 
 
-def subword_fertilities(links: Sequence[tuple[int, int]], source_words: list[list[int]],
-                        target_words: list[list[int]], source_length: int) -> tuple[list[int], int]:
+def subword_fertilities(
+    links: Sequence[tuple[int, int]], source_words: list[list[int]], target_words: list[list[int]], source_length: int
+) -> tuple[list[int], int]:
     """Fertility of every source token (a list of ``source_length``) and the number of target
     words the aligner left unaligned.
 
@@ -87,8 +88,9 @@ def _fill_unaligned(aligned: dict[int, int], n_target: int, n_source: int) -> li
     return owner  # type: ignore[return-value]
 
 
-def align_words(source_words: list[list[str]], target_words: list[list[str]],
-                **aligner_options) -> list[list[tuple[int, int]]]:
+def align_words(
+    source_words: list[list[str]], target_words: list[list[str]], **aligner_options
+) -> list[list[tuple[int, int]]]:
     """Word alignments (source word, target word) of every sentence pair by eflomal.
 
     The forward direction is used: every target word is linked to at most one source word.
@@ -102,9 +104,11 @@ def align_words(source_words: list[list[str]], target_words: list[list[str]],
         eflomal.Aligner(**aligner_options).align(
             [" ".join(words) or "<empty>" for words in source_words],
             [" ".join(words) or "<empty>" for words in target_words],
-            links_filename_fwd=links_path, quiet=True)
+            links_filename_fwd=links_path,
+            quiet=True,
+        )
         with open(links_path, encoding="utf-8") as f:
-            lines = f.read().split("\n")[:len(source_words)]
+            lines = f.read().split("\n")[: len(source_words)]
     out = []
     for line in lines:
         pairs = [p.split("-") for p in line.split()]
@@ -112,7 +116,9 @@ def align_words(source_words: list[list[str]], target_words: list[list[str]],
     return out
 
 
-def corpus_fertilities(sources: list[str], targets: list[str], tokenizer, **aligner_options) -> tuple[list[list[int]], dict]:
+def corpus_fertilities(
+    sources: list[str], targets: list[str], tokenizer, **aligner_options
+) -> tuple[list[list[int]], dict]:
     """Fertility of every source token of every pair (aligned with ``tokenizer(source).input_ids``)
     and statistics: sentences, target words, unaligned target words, largest fertility."""
     source_encodings = tokenizer(list(sources)).encodings
@@ -126,16 +132,23 @@ def corpus_fertilities(sources: list[str], targets: list[str], tokenizer, **alig
         # A word's text is the concatenation of its tokens (without spaces, so eflomal sees one word).
         return ["".join(encoding.tokens[i] for i in g).replace(" ", "") for g in groups]
 
-    links = align_words([words(e, g) for e, g in zip(source_encodings, source_groups)],
-                        [words(e, g) for e, g in zip(target_encodings, target_groups)], **aligner_options)
+    links = align_words(
+        [words(e, g) for e, g in zip(source_encodings, source_groups)],
+        [words(e, g) for e, g in zip(target_encodings, target_groups)],
+        **aligner_options,
+    )
     fertilities, unaligned, total_words = [], 0, 0
     for enc, s_groups, t_groups, pair_links in zip(source_encodings, source_groups, target_groups, links):
         fertility, missing = subword_fertilities(pair_links, s_groups, t_groups, len(enc.ids))
         fertilities.append(fertility)
         unaligned += missing
         total_words += len(t_groups)
-    stats = {"sentences": len(fertilities), "target_words": total_words, "unaligned_target_words": unaligned,
-             "max_fertility": max((max(f) for f in fertilities if f), default=0)}
+    stats = {
+        "sentences": len(fertilities),
+        "target_words": total_words,
+        "unaligned_target_words": unaligned,
+        "max_fertility": max((max(f) for f in fertilities if f), default=0),
+    }
     return fertilities, stats
 
 
@@ -155,8 +168,10 @@ def attach_fertility(examples: list[dict], train, tokenizer, folder: str, split:
         else:
             example["fertility"] = fertility
     if missing:
-        raise ValueError(f"--fertility {folder} lacks labels for {missing} of {len(examples)} training pairs; "
-                         f"rerun hf-nat align on this corpus")
+        raise ValueError(
+            f"--fertility {folder} lacks labels for {missing} of {len(examples)} training pairs; "
+            f"rerun hf-nat align on this corpus"
+        )
 
 
 def align_corpus(data: str, src: str, tgt: str, splits: Sequence[str], tokenizer, output: str) -> dict:
@@ -177,7 +192,15 @@ def align_corpus(data: str, src: str, tgt: str, splits: Sequence[str], tokenizer
     staging = output.rstrip("/") + ".tmp"
     shutil.rmtree(staging, ignore_errors=True)
     datasets.DatasetDict(out).save_to_disk(staging)
-    write_json_atomic(os.path.join(staging, INFO_FILE), {"tokenizer_fingerprint": tokenizer_fingerprint(tokenizer),
-                                                        "data": data, "src": src, "tgt": tgt, "stats": stats})
+    write_json_atomic(
+        os.path.join(staging, INFO_FILE),
+        {
+            "tokenizer_fingerprint": tokenizer_fingerprint(tokenizer),
+            "data": data,
+            "src": src,
+            "tgt": tgt,
+            "stats": stats,
+        },
+    )
     replace_folder(staging, output)
     return stats

@@ -72,8 +72,14 @@ def tokenize_corpus(
         return datasets.DatasetDict(
             {
                 split: _tokenize_split(
-                    ds, split, split in filter_splits, tokenizer,
-                    max_source_length, max_target_length, max_length_ratio, num_proc,
+                    ds,
+                    split,
+                    split in filter_splits,
+                    tokenizer,
+                    max_source_length,
+                    max_target_length,
+                    max_length_ratio,
+                    num_proc,
                 )
                 for split, ds in dataset.items()
             }
@@ -81,8 +87,14 @@ def tokenize_corpus(
     split = str(dataset.split) if dataset.split is not None else None
     do_filter = split in filter_splits if split is not None else bool(filter_splits)
     return _tokenize_split(
-        dataset, split or "dataset", do_filter, tokenizer,
-        max_source_length, max_target_length, max_length_ratio, num_proc,
+        dataset,
+        split or "dataset",
+        do_filter,
+        tokenizer,
+        max_source_length,
+        max_target_length,
+        max_length_ratio,
+        num_proc,
     )
 
 
@@ -119,14 +131,16 @@ def _tokenize_split(
     tokenized = ds.map(encode, batched=True, num_proc=num_proc, desc=f"Tokenizing {split}")
     if not do_filter:
         return tokenized
-    filtered = tokenized.filter(
-        within_limits, batched=True, num_proc=num_proc, desc=f"Filtering {split}"
-    )
+    filtered = tokenized.filter(within_limits, batched=True, num_proc=num_proc, desc=f"Filtering {split}")
     dropped = tokenized.num_rows - filtered.num_rows
     if dropped:
         logger.warning(
             "Dropped %d of %d pairs over the length limits in split %r (source <= %d, target <= %d%s)",
-            dropped, tokenized.num_rows, split, max_source_length, max_target_length,
+            dropped,
+            tokenized.num_rows,
+            split,
+            max_source_length,
+            max_target_length,
             f", ratio <= {max_length_ratio}" if max_length_ratio is not None else "",
         )
     return filtered

@@ -53,8 +53,9 @@ def train_joint_tokenizer(
     backend = Tokenizer(models.BPE(unk_token=UNK))
     # Runs of whitespace would otherwise become bare "▁" tokens: a whitespace-only text would
     # encode as content and be translated instead of giving an empty translation.
-    backend.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(Regex(r"\s+"), " "),
-                                               normalizers.Strip()])
+    backend.normalizer = normalizers.Sequence(
+        [normalizers.NFKC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Strip()]
+    )
     backend.pre_tokenizer = pre_tokenizers.Metaspace()
     backend.decoder = decoders.Metaspace()
     trainer = trainers.BpeTrainer(

@@ -15,7 +15,8 @@ import multiprocessing
 import os
 import resource
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from hf_nat.files import write_json_atomic, write_text_atomic
 from hf_nat.run_info import git_commit
@@ -42,17 +43,18 @@ def _load(model: str, tokenizer_dir: str | None):
     return build_model(shape, tokenizer).eval(), tokenizer
 
 
-def _run_case(case: Sequence[str], tokenizer_dir: str | None, sources: list[str], threads: int, cap_gib: float,
-              results) -> None:
+def _run_case(
+    case: Sequence[str], tokenizer_dir: str | None, sources: list[str], threads: int, cap_gib: float, results
+) -> None:
     """Decode one case in this (fresh) process and put its row on ``results``."""
     import torch
 
     torch.set_num_threads(threads)
-    cap = int(cap_gib * 2 ** 30)
+    cap = int(cap_gib * 2**30)
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     name, model_path, options, batch_size = case
     model, tokenizer = _load(model_path, tokenizer_dir)
-    batch = tokenizer(sources[:int(batch_size)], return_tensors="pt", padding=True, truncation=True)
+    batch = tokenizer(sources[: int(batch_size)], return_tensors="pt", padding=True, truncation=True)
     before = _peak_mib()
     started = time.perf_counter()
     try:
@@ -61,13 +63,27 @@ def _run_case(case: Sequence[str], tokenizer_dir: str | None, sources: list[str]
         error = None
     except (ValueError, TypeError, RuntimeError, MemoryError) as exc:  # a refused option or the cap is a result too
         error = f"{type(exc).__name__}: {exc}"
-    results.put({"case": name, "model": model_path, "options": json.loads(options), "batch": int(batch_size),
-                 "peak_above_loaded_mib": round(_peak_mib() - before, 1), "peak_mib": round(_peak_mib(), 1),
-                 "seconds": round(time.perf_counter() - started, 2), "error": error})
+    results.put(
+        {
+            "case": name,
+            "model": model_path,
+            "options": json.loads(options),
+            "batch": int(batch_size),
+            "peak_above_loaded_mib": round(_peak_mib() - before, 1),
+            "peak_mib": round(_peak_mib(), 1),
+            "seconds": round(time.perf_counter() - started, 2),
+            "error": error,
+        }
+    )
 
 
-def measure_cases(cases: Sequence[Sequence[str]], sources: list[str], tokenizer_dir: str | None = None,
-                  threads: int = 1, cap_gib: float = 16.0) -> list[dict[str, Any]]:
+def measure_cases(
+    cases: Sequence[Sequence[str]],
+    sources: list[str],
+    tokenizer_dir: str | None = None,
+    threads: int = 1,
+    cap_gib: float = 16.0,
+) -> list[dict[str, Any]]:
     """Run every case in its own process (capped at ``cap_gib`` of address space); return the rows."""
     context = multiprocessing.get_context("spawn")
     rows = []
@@ -79,8 +95,13 @@ def measure_cases(cases: Sequence[Sequence[str]], sources: list[str], tokenizer_
         if process.exitcode == 0 and not results.empty():
             row = results.get()
         else:
-            row = {"case": case[0], "model": case[1], "options": json.loads(case[2]), "batch": int(case[3]),
-                   "error": f"process exited {process.exitcode} (killed for memory?)"}
+            row = {
+                "case": case[0],
+                "model": case[1],
+                "options": json.loads(case[2]),
+                "batch": int(case[3]),
+                "error": f"process exited {process.exitcode} (killed for memory?)",
+            }
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
@@ -88,12 +109,17 @@ def measure_cases(cases: Sequence[Sequence[str]], sources: list[str], tokenizer_
 
 def format_memory(rows: list[dict], command: str, commit: str) -> str:
     """The markdown table of the cases."""
-    lines = [f"Command: `{command}` (commit {commit})", "",
-             "| case | model | options | batch | peak above loaded model (MiB) | seconds | error |",
-             "|---|---|---|---:|---:|---:|---|"]
+    lines = [
+        f"Command: `{command}` (commit {commit})",
+        "",
+        "| case | model | options | batch | peak above loaded model (MiB) | seconds | error |",
+        "|---|---|---|---:|---:|---:|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['case']} | {r['model']} | `{json.dumps(r['options'])}` | {r['batch']} | "
-                     f"{r.get('peak_above_loaded_mib', '')} | {r.get('seconds', '')} | {r.get('error') or ''} |")
+        lines.append(
+            f"| {r['case']} | {r['model']} | `{json.dumps(r['options'])}` | {r['batch']} | "
+            f"{r.get('peak_above_loaded_mib', '')} | {r.get('seconds', '')} | {r.get('error') or ''} |"
+        )
     return "\n".join(lines) + "\n"
 
 

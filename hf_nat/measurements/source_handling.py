@@ -23,7 +23,7 @@ def decode(model, tokenizer, sources: list[str], batch_size: int, variant: str) 
     """Translations of ``sources`` in order, the batch handed to ``generate()`` as ``variant`` says."""
     out = []
     for start in range(0, len(sources), batch_size):
-        chunk = sources[start:start + batch_size]
+        chunk = sources[start : start + batch_size]
         if variant == "whitespace":
             chunk = [f"  {'  '.join(s.split(' '))} " for s in chunk]
         tokenizer.padding_side = "left" if variant == "left_padding" else "right"
@@ -37,29 +37,47 @@ def decode(model, tokenizer, sources: list[str], batch_size: int, variant: str) 
     return out
 
 
-def probe_source_handling(model, tokenizer, sources: list[str], references: list[str], batch_size: int = 64,
-                          command: str = "") -> dict:
+def probe_source_handling(
+    model, tokenizer, sources: list[str], references: list[str], batch_size: int = 64, command: str = ""
+) -> dict:
     """BLEU of every variant and how many outputs differ from the tokenizer-mask ones, plus the
     translations of whitespace-only sources."""
     rows, reference_output = [], None
     for variant in VARIANTS:
         hyps = decode(model, tokenizer, sources, batch_size, variant)
         reference_output = reference_output or hyps
-        rows.append({"variant": variant, "bleu": round(corpus_scores(hyps, references)["bleu"], 2),
-                     "outputs_differing_from_tokenizer_mask": sum(a != b for a, b in zip(hyps, reference_output))})
+        rows.append(
+            {
+                "variant": variant,
+                "bleu": round(corpus_scores(hyps, references)["bleu"], 2),
+                "outputs_differing_from_tokenizer_mask": sum(a != b for a, b in zip(hyps, reference_output)),
+            }
+        )
     blank = decode(model, tokenizer, WHITESPACE_SOURCES, batch_size, "tokenizer_mask")
-    return {"command": command, "commit": git_commit(short=True), "sentences": len(sources), "variants": rows,
-            "whitespace_only_sources": dict(zip(WHITESPACE_SOURCES, blank))}
+    return {
+        "command": command,
+        "commit": git_commit(short=True),
+        "sentences": len(sources),
+        "variants": rows,
+        "whitespace_only_sources": dict(zip(WHITESPACE_SOURCES, blank)),
+    }
 
 
 def write_source_handling(report: dict, folder: str, split: str) -> None:
     """``source_handling.json`` and ``source_handling.md`` in ``folder``."""
     os.makedirs(folder, exist_ok=True)
     write_json_atomic(os.path.join(folder, "source_handling.json"), report)
-    lines = [f"Command: `{report['command']}` (commit {report['commit']}), {report['sentences']} {split} sentences",
-             "", "| sources given as | BLEU | outputs differing from the tokenizer's mask |", "|---|---:|---:|"]
-    lines += [f"| {r['variant']} | {r['bleu']} | {r['outputs_differing_from_tokenizer_mask']} |"
-              for r in report["variants"]]
-    lines += ["", "Whitespace-only sources → " + ", ".join(f"{s!r}: {t!r}"
-                                                          for s, t in report["whitespace_only_sources"].items())]
+    lines = [
+        f"Command: `{report['command']}` (commit {report['commit']}), {report['sentences']} {split} sentences",
+        "",
+        "| sources given as | BLEU | outputs differing from the tokenizer's mask |",
+        "|---|---:|---:|",
+    ]
+    lines += [
+        f"| {r['variant']} | {r['bleu']} | {r['outputs_differing_from_tokenizer_mask']} |" for r in report["variants"]
+    ]
+    lines += [
+        "",
+        "Whitespace-only sources → " + ", ".join(f"{s!r}: {t!r}" for s, t in report["whitespace_only_sources"].items()),
+    ]
     write_text_atomic(os.path.join(folder, "source_handling.md"), "\n".join(lines) + "\n")

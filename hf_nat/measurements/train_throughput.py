@@ -24,8 +24,14 @@ def compare_precisions(model_args, tokenizer, batches: list[dict], warmup_update
     for precision in PRECISIONS:
         torch.manual_seed(0)
         model = build_model(model_args, tokenizer).train()
-        runs[precision] = {"model": model, "opt": torch.optim.AdamW(model.parameters(), lr=5e-4),
-                           "gen": torch.Generator().manual_seed(0), "seconds": 0.0, "tokens": 0, "loss": 0.0}
+        runs[precision] = {
+            "model": model,
+            "opt": torch.optim.AdamW(model.parameters(), lr=5e-4),
+            "gen": torch.Generator().manual_seed(0),
+            "seconds": 0.0,
+            "tokens": 0,
+            "loss": 0.0,
+        }
     for step, batch in enumerate(batches):
         for precision in PRECISIONS:
             run = runs[precision]
@@ -39,19 +45,30 @@ def compare_precisions(model_args, tokenizer, batches: list[dict], warmup_update
                 run["seconds"] += time.perf_counter() - start
                 run["tokens"] += int((batch["labels"] != -100).sum())
                 run["loss"] = float(loss)
-    rows = {k: {"target_tokens_per_s": r["tokens"] / r["seconds"], "seconds": r["seconds"], "last_loss": r["loss"]}
-            for k, r in runs.items()}
-    return {"command": command, "commit": git_commit(), "machine": cpu_model(), "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "model_type": model_args.model_type,
-            "updates": len(batches) - warmup_updates, "rows": rows,
-            "bf16_speedup": rows["bf16"]["target_tokens_per_s"] / rows["fp32"]["target_tokens_per_s"]}
+    rows = {
+        k: {"target_tokens_per_s": r["tokens"] / r["seconds"], "seconds": r["seconds"], "last_loss": r["loss"]}
+        for k, r in runs.items()
+    }
+    return {
+        "command": command,
+        "commit": git_commit(),
+        "machine": cpu_model(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "model_type": model_args.model_type,
+        "updates": len(batches) - warmup_updates,
+        "rows": rows,
+        "bf16_speedup": rows["bf16"]["target_tokens_per_s"] / rows["fp32"]["target_tokens_per_s"],
+    }
 
 
 def format_throughput(result: dict, max_tokens: int) -> str:
     """The markdown table of a comparison."""
     lines = ["| precision | target tokens/s | loss after run |", "|---|---|---|"]
     lines += [f"| {k} | {v['target_tokens_per_s']:.0f} | {v['last_loss']:.3f} |" for k, v in result["rows"].items()]
-    lines.append(f"\nbf16 / fp32 throughput: {result['bf16_speedup']:.2f}× ({result['model_type']}, "
-                 f"{result['updates']} updates of {max_tokens} tokens, {result['threads']} thread(s), "
-                 f"commit {result['commit'][:10]})")
+    lines.append(
+        f"\nbf16 / fp32 throughput: {result['bf16_speedup']:.2f}× ({result['model_type']}, "
+        f"{result['updates']} updates of {max_tokens} tokens, {result['threads']} thread(s), "
+        f"commit {result['commit'][:10]})"
+    )
     return "\n".join(lines) + "\n"

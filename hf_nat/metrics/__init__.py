@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import evaluate
 
@@ -33,7 +34,7 @@ def _config(name: str) -> str:
     return _CONFIGS[key]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load_cached(config_name: str) -> evaluate.EvaluationModule:
     return evaluate.load(_MODULE_DIR, config_name=config_name)
 
@@ -62,9 +63,7 @@ def corpus_scores(
     arguments go to sacreBLEU (e.g. ``tokenize="intl"``).
     """
     if len(predictions) != len(references):
-        raise ValueError(
-            f"{len(predictions)} predictions but {len(references)} references"
-        )
+        raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
     refs = normalize_references(references)
     preds = list(predictions)
     bleu = load_metric("sacrebleu").compute(predictions=preds, references=refs, **bleu_kwargs)

@@ -3,7 +3,7 @@ length against the references."""
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 __all__ = ["count_tokens", "leftover_special_ids", "length_ratio", "repetition_rate"]
 

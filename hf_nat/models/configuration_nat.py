@@ -14,12 +14,25 @@ __all__ = ["NATConfig"]
 # Keywords that are no config field but that transformers passes to a config or writes into
 # config.json: bookkeeping of from_pretrained/save_pretrained, remote code and the Hub export,
 # and the loading options PretrainedConfig.__post_init__ consumes itself.
-_TRANSFORMERS_KEYWORDS = frozenset({
-    "model_type", "auto_map", "custom_pipelines", "_name_or_path", "name_or_path", "_commit_hash", "torch_dtype",
-    "attn_implementation", "experts_implementation", "output_attentions", "num_labels", "per_layer_config",
-    "_attn_implementation_internal", "_experts_implementation_internal",
-    "use_cache",  # transformers' Trainer switches the KV cache off on the config it saves
-})
+_TRANSFORMERS_KEYWORDS = frozenset(
+    {
+        "model_type",
+        "auto_map",
+        "custom_pipelines",
+        "_name_or_path",
+        "name_or_path",
+        "_commit_hash",
+        "torch_dtype",
+        "attn_implementation",
+        "experts_implementation",
+        "output_attentions",
+        "num_labels",
+        "per_layer_config",
+        "_attn_implementation_internal",
+        "_experts_implementation_internal",
+        "use_cache",  # transformers' Trainer switches the KV cache off on the config it saves
+    }
+)
 
 
 class NATConfig(PretrainedConfig):
@@ -85,8 +98,10 @@ class NATConfig(PretrainedConfig):
             fields = sorted(field.name for field in dataclasses.fields(self) if not field.name.startswith("_"))
             close = {name: difflib.get_close_matches(name, fields, n=1) for name in unknown}
             hints = "".join(f" ({name}: did you mean {match[0]!r}?)" for name, match in close.items() if match)
-            raise ValueError(f"{type(self).__name__} (model_type {self.model_type!r}) got unknown field(s) "
-                             f"{unknown}{hints}; its fields are {fields}")
+            raise ValueError(
+                f"{type(self).__name__} (model_type {self.model_type!r}) got unknown field(s) "
+                f"{unknown}{hints}; its fields are {fields}"
+            )
 
     def _check_field_types(self) -> None:
         """Raise ``ValueError`` for a field of this config or a family's whose value does not have
@@ -105,8 +120,14 @@ class NATConfig(PretrainedConfig):
 
     def special_token_ids(self) -> list[int]:
         """Ids a decoder never emits as content: pad, bos, eos, mask, placeholder, blank (unk stays allowed)."""
-        ids = [self.pad_token_id, self.bos_token_id, self.eos_token_id, self.mask_token_id,
-               self.placeholder_token_id, self.blank_token_id]
+        ids = [
+            self.pad_token_id,
+            self.bos_token_id,
+            self.eos_token_id,
+            self.mask_token_id,
+            self.placeholder_token_id,
+            self.blank_token_id,
+        ]
         return sorted({i for i in ids if i is not None})
 
 

@@ -21,8 +21,9 @@ def collapse(paths: torch.Tensor, keep: torch.Tensor, blank_token_id: int, pad_t
     return left_align(paths, emitted, pad_token_id)
 
 
-def ctc_feasible(targets: torch.Tensor, target_lengths: torch.Tensor, input_lengths: torch.Tensor,
-                 pad_token_id: int) -> torch.Tensor:
+def ctc_feasible(
+    targets: torch.Tensor, target_lengths: torch.Tensor, input_lengths: torch.Tensor, pad_token_id: int
+) -> torch.Tensor:
     """True where a path of ``input_lengths`` can emit the target: length + repeated neighbours."""
     same_as_next = targets[:, 1:].eq(targets[:, :-1]) & targets[:, 1:].ne(pad_token_id)
     needed = target_lengths + same_as_next.sum(1)
@@ -30,8 +31,13 @@ def ctc_feasible(targets: torch.Tensor, target_lengths: torch.Tensor, input_leng
 
 
 @torch.no_grad()
-def best_alignment(log_probs: torch.Tensor, targets: torch.Tensor, input_lengths: torch.Tensor,
-                   target_lengths: torch.Tensor, blank_token_id: int) -> torch.Tensor:
+def best_alignment(
+    log_probs: torch.Tensor,
+    targets: torch.Tensor,
+    input_lengths: torch.Tensor,
+    target_lengths: torch.Tensor,
+    blank_token_id: int,
+) -> torch.Tensor:
     """The most likely CTC path of each target (Viterbi), as (B, L) token ids (blank included).
 
     ``log_probs`` (B, L, V); ``targets`` (B, U) content tokens; lengths (B,). Rows whose target

@@ -18,8 +18,10 @@ except ImportError:
 
 __all__ = ["edit_oracle", "edit_script"]
 
-_MISSING_RAPIDFUZZ = ('the Levenshtein Transformer\'s training oracle needs rapidfuzz: pip install "hf_nat[train]" '
-                      '(or pip install rapidfuzz)')
+_MISSING_RAPIDFUZZ = (
+    'the Levenshtein Transformer\'s training oracle needs rapidfuzz: pip install "hf_nat[train]" '
+    "(or pip install rapidfuzz)"
+)
 
 
 def edit_script(hypothesis: list[int], target: list[int]) -> tuple[list[bool], list[int]]:
@@ -47,8 +49,9 @@ def _rows(tokens: torch.Tensor, pad_token_id: int) -> list[list[int]]:
     return [[t for t in row if t != pad_token_id] for row in tokens.tolist()]
 
 
-def edit_oracle(hypotheses: torch.Tensor, targets: torch.Tensor, pad_token_id: int,
-                placeholder_token_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def edit_oracle(
+    hypotheses: torch.Tensor, targets: torch.Tensor, pad_token_id: int, placeholder_token_id: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The expert's actions for a batch of content rows (left-aligned, pad after).
 
     Returns ``delete`` (B, Th) bool, ``insert_counts`` (B, Th + 1) over the slots of the kept
@@ -60,14 +63,14 @@ def edit_oracle(hypotheses: torch.Tensor, targets: torch.Tensor, pad_token_id: i
     masked = torch.full(targets.shape, pad_token_id, dtype=torch.long)
     for row, (hypothesis, target) in enumerate(zip(_rows(hypotheses, pad_token_id), _rows(targets, pad_token_id))):
         flags, slot_counts = edit_script(hypothesis, target)
-        delete[row, :len(flags)] = torch.tensor(flags, dtype=torch.bool)
-        counts[row, :len(slot_counts)] = torch.tensor(slot_counts)
+        delete[row, : len(flags)] = torch.tensor(flags, dtype=torch.bool)
+        counts[row, : len(slot_counts)] = torch.tensor(slot_counts)
         layout = []
         kept = [t for t, gone in zip(hypothesis, flags) if not gone]
         for slot, count in enumerate(slot_counts):
             layout += [placeholder_token_id] * count
             if slot < len(kept):
                 layout.append(kept[slot])
-        masked[row, :len(layout)] = torch.tensor(layout, dtype=torch.long)
+        masked[row, : len(layout)] = torch.tensor(layout, dtype=torch.long)
     device = hypotheses.device
     return delete.to(device), counts.to(device), masked.to(device)

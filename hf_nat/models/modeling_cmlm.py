@@ -40,8 +40,10 @@ class CMLMModel(NATModel):
     config_class = CMLMConfig
 
 
-@register_family(base_class=CMLMModel, benchmark_settings=[{"max_iterations": t, "length_beam": b}
-                                                            for t in (1, 4, 10) for b in (1, 5)])
+@register_family(
+    base_class=CMLMModel,
+    benchmark_settings=[{"max_iterations": t, "length_beam": b} for t in (1, 4, 10) for b in (1, 5)],
+)
 class CMLMForConditionalGeneration(CMLMPreTrainedModel, GlancingMixin, NATGenerationMixin):
     """CMLM with its output projection, masked-token training and mask-predict ``generate()``.
 
@@ -67,9 +69,15 @@ class CMLMForConditionalGeneration(CMLMPreTrainedModel, GlancingMixin, NATGenera
         self.post_init()
         self.generation_config = self._nat_default_generation_config()
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, decoder_input_ids: torch.Tensor | None = None,
-                generator: torch.Generator | None = None, **kwargs) -> NATSeq2SeqLMOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        decoder_input_ids: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        **kwargs,
+    ) -> NATSeq2SeqLMOutput:
         """With ``labels``: mask the target, return the loss (``losses``: tokens, length).
         With ``decoder_input_ids`` only: logits of every position. ``generator`` seeds the masking."""
         input_ids, attention_mask = self._check_source(input_ids, attention_mask)
@@ -80,13 +88,16 @@ class CMLMForConditionalGeneration(CMLMPreTrainedModel, GlancingMixin, NATGenera
             if decoder_input_ids is not None:
                 keep = decoder_input_ids.ne(self.config.pad_token_id)
                 logits = self.lm_head(self.model.decoder(keep, encoder, decoder_input_ids))
-            return NATSeq2SeqLMOutput(logits=logits, length_logits=length_logits,
-                                      encoder_last_hidden_state=encoder.hidden)
+            return NATSeq2SeqLMOutput(
+                logits=logits, length_logits=length_logits, encoder_last_hidden_state=encoder.hidden
+            )
 
         targets, lengths = compact_targets(labels, self.config)
         if targets.shape[1] > self.config.max_position_embeddings:
-            raise ValueError(f"target of {targets.shape[1]} tokens exceeds max_position_embeddings="
-                             f"{self.config.max_position_embeddings}; filter the corpus by length")
+            raise ValueError(
+                f"target of {targets.shape[1]} tokens exceeds max_position_embeddings="
+                f"{self.config.max_position_embeddings}; filter the corpus by length"
+            )
         keep = targets.ne(self.config.pad_token_id)
         if self.config.glancing and self.training:
             masked = self._glancing_mask(encoder, targets, keep, generator)
@@ -99,12 +110,17 @@ class CMLMForConditionalGeneration(CMLMPreTrainedModel, GlancingMixin, NATGenera
         token_loss = F.cross_entropy(logits.float(), targets[masked], label_smoothing=self.config.label_smoothing)
         len_loss = length_loss(length_logits, lengths)
         loss = token_loss + self.config.length_loss_weight * len_loss
-        return NATSeq2SeqLMOutput(loss=loss, logits=logits, length_logits=length_logits,
-                                  losses={"tokens": token_loss.detach(), "length": len_loss.detach()},
-                                  encoder_last_hidden_state=encoder.hidden)
+        return NATSeq2SeqLMOutput(
+            loss=loss,
+            logits=logits,
+            length_logits=length_logits,
+            losses={"tokens": token_loss.detach(), "length": len_loss.detach()},
+            encoder_last_hidden_state=encoder.hidden,
+        )
 
-    def _glancing_mask(self, encoder: EncoderState, targets: torch.Tensor, keep: torch.Tensor,
-                       generator: torch.Generator | None) -> torch.Tensor:
+    def _glancing_mask(
+        self, encoder: EncoderState, targets: torch.Tensor, keep: torch.Tensor, generator: torch.Generator | None
+    ) -> torch.Tensor:
         """GLAT: positions left masked after revealing ratio × (errors of a fully masked pass)."""
         with torch.no_grad():
             first = targets.masked_fill(keep, self.config.mask_token_id)
@@ -125,8 +141,13 @@ class CMLMForConditionalGeneration(CMLMPreTrainedModel, GlancingMixin, NATGenera
 
     def _nat_initial_state(self, encoder: EncoderState, empty: torch.Tensor, options: dict) -> DecoderState:
         """Fully masked targets of the top-``length_beam`` predicted lengths of each source."""
-        return length_beam_state(self.model.length_predictor(encoder), int(options["length_beam"]), empty,
-                                 self.config.mask_token_id, self.config.pad_token_id)
+        return length_beam_state(
+            self.model.length_predictor(encoder),
+            int(options["length_beam"]),
+            empty,
+            self.config.mask_token_id,
+            self.config.pad_token_id,
+        )
 
     def _nat_refine_step(self, encoder: EncoderState, state: DecoderState, step: int, options: dict) -> DecoderState:
         """One mask-predict iteration: re-mask the least confident tokens, predict them."""

@@ -68,7 +68,9 @@ class CTCNATForConditionalGeneration(CTCNATPreTrainedModel, GlancingMixin, NATGe
     def _logits(self, encoder: EncoderState, inputs_embeds: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         return self.lm_head(self.model.decoder(keep, encoder, inputs_embeds=inputs_embeds))
 
-    def _emission_log_probs(self, encoder: EncoderState, inputs_embeds: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    def _emission_log_probs(
+        self, encoder: EncoderState, inputs_embeds: torch.Tensor, keep: torch.Tensor
+    ) -> torch.Tensor:
         """Decoding log-probabilities (float32): a content token or blank, never another special."""
         logits = self._logits(encoder, inputs_embeds, keep).float()
         banned = [i for i in self.config.special_token_ids() if i != self.config.blank_token_id]
@@ -76,9 +78,14 @@ class CTCNATForConditionalGeneration(CTCNATPreTrainedModel, GlancingMixin, NATGe
         return logits.log_softmax(-1)
 
     # --- training -------------------------------------------------------------------------
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, generator: torch.Generator | None = None,
-                **kwargs) -> NATSeq2SeqLMOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        **kwargs,
+    ) -> NATSeq2SeqLMOutput:
         """With ``labels``: the CTC loss (``losses``: ctc, infeasible = targets longer than the
         upsampled source, left out of the loss and counted; with glancing also the revealed share).
         Without: log-probabilities of every upsampled position."""
@@ -100,15 +107,28 @@ class CTCNATForConditionalGeneration(CTCNATPreTrainedModel, GlancingMixin, NATGe
         losses.update(ctc=ctc.detach(), infeasible=(~feasible).sum().detach().float())
         return NATSeq2SeqLMOutput(loss=ctc, logits=logits, losses=losses, encoder_last_hidden_state=encoder.hidden)
 
-    def _ctc_loss(self, logits: torch.Tensor, keep: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor,
-                  feasible: torch.Tensor):
+    def _ctc_loss(
+        self,
+        logits: torch.Tensor,
+        keep: torch.Tensor,
+        targets: torch.Tensor,
+        lengths: torch.Tensor,
+        feasible: torch.Tensor,
+    ):
         """(CTC loss over the ``feasible`` rows, float log-probs). Targets longer than their
         upsampled source cannot be aligned: they are left out (and counted by the caller)."""
         input_lengths = keep.sum(1)
         log_probs = logits.float().log_softmax(-1)
         if feasible.any():
-            ctc = F.ctc_loss(log_probs[feasible].transpose(0, 1), targets[feasible], input_lengths[feasible],
-                             lengths[feasible], blank=self.config.blank_token_id, reduction="mean", zero_infinity=True)
+            ctc = F.ctc_loss(
+                log_probs[feasible].transpose(0, 1),
+                targets[feasible],
+                input_lengths[feasible],
+                lengths[feasible],
+                blank=self.config.blank_token_id,
+                reduction="mean",
+                zero_infinity=True,
+            )
         else:  # keep the graph: every parameter still gets a (zero) gradient
             ctc = log_probs.sum() * 0.0
         return ctc, log_probs
@@ -137,8 +157,12 @@ class CTCNATForConditionalGeneration(CTCNATPreTrainedModel, GlancingMixin, NATGe
         tokens = collapse(paths.flatten(0, 1), flat_keep, self.config.blank_token_id, self.config.pad_token_id)
         mean_score = path_scores.flatten() / flat_keep.sum(1).clamp(min=1)
         source_index = torch.arange(keep.shape[0], device=keep.device).repeat_interleave(k)
-        return DecoderState(tokens=tokens, scores=torch.zeros(tokens.shape, device=tokens.device),
-                            source_index=source_index, extras={"path_score": mean_score})
+        return DecoderState(
+            tokens=tokens,
+            scores=torch.zeros(tokens.shape, device=tokens.device),
+            source_index=source_index,
+            extras={"path_score": mean_score},
+        )
 
     def _nat_refine_step(self, encoder: EncoderState, state: DecoderState, step: int, options: dict) -> DecoderState:
         return state  # one pass: the initial state is the output
@@ -147,8 +171,9 @@ class CTCNATForConditionalGeneration(CTCNATPreTrainedModel, GlancingMixin, NATGe
         return state.extras["path_score"]
 
 
-def _single_swap_candidates(top_tokens: torch.Tensor, top_scores: torch.Tensor, keep: torch.Tensor,
-                            k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _single_swap_candidates(
+    top_tokens: torch.Tensor, top_scores: torch.Tensor, keep: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, k, L) paths and (B, k) path log-probs: the argmax path, then one swap to the runner-up
     token at each of the k-1 positions with the smallest best-vs-second margin."""
     best, best_scores = top_tokens[..., 0], top_scores[..., 0].masked_fill(~keep, 0.0)

@@ -69,15 +69,20 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
 
     _tied_weights_keys = {"lm_head.weight": "model.shared.weight"}
     nat_generation_defaults = {"npd_samples": 1, "npd_temperature": 1.0, "npd_seed": 0, "length_beam": 1}
-    nat_option_bounds = {"npd_samples": OptionBounds(1, 1000), "npd_temperature": POSITIVE,
-                         "npd_seed": OptionBounds(0, 2 ** 62), "length_beam": CANDIDATE_BOUNDS}
+    nat_option_bounds = {
+        "npd_samples": OptionBounds(1, 1000),
+        "npd_temperature": POSITIVE,
+        "npd_seed": OptionBounds(0, 2**62),
+        "length_beam": CANDIDATE_BOUNDS,
+    }
 
     def __init__(self, config: FertilityNATConfig):
         super().__init__(config)
         self.model = FertilityNATModel(config)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
-        self.fertility_head = (nn.Linear(config.d_model, config.max_fertility + 1)
-                               if config.decoder_input == "fertility" else None)
+        self.fertility_head = (
+            nn.Linear(config.d_model, config.max_fertility + 1) if config.decoder_input == "fertility" else None
+        )
         self._init_glancing()
         self.post_init()
         self.generation_config = self._nat_default_generation_config()
@@ -93,9 +98,15 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
         return self.fertility_head(encoder.hidden).float()
 
     # --- training -------------------------------------------------------------------------
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, fertility: torch.Tensor | None = None,
-                generator: torch.Generator | None = None, **kwargs) -> NATSeq2SeqLMOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        fertility: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        **kwargs,
+    ) -> NATSeq2SeqLMOutput:
         """With ``labels``: token cross-entropy plus the fertility (or length) loss, and the
         REINFORCE term when configured (``losses``: tokens, fertility|length[, reinforce]).
         ``fertility`` (B, S) holds the aligner's fertility of every source token (-100 or 0 on
@@ -104,9 +115,11 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
         encoder = self.model.encode(input_ids, attention_mask)
         aux_logits = self._fertility_logits(encoder) if self.uses_fertility else self.model.length_predictor(encoder)
         if labels is None:
-            return NATSeq2SeqLMOutput(logits=aux_logits if self.uses_fertility else None,
-                                      length_logits=None if self.uses_fertility else aux_logits,
-                                      encoder_last_hidden_state=encoder.hidden)
+            return NATSeq2SeqLMOutput(
+                logits=aux_logits if self.uses_fertility else None,
+                length_logits=None if self.uses_fertility else aux_logits,
+                encoder_last_hidden_state=encoder.hidden,
+            )
         targets, lengths = compact_targets(labels, self.config)
         keep = targets.ne(self.config.pad_token_id)
         losses = {}
@@ -119,8 +132,9 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
             losses["fertility"] = aux
             aux_weight = self.config.fertility_loss_weight
         else:
-            embeds = copied_by_length(self.model.decoder.embed, encoder, self.config, lengths, targets.shape[1],
-                                      self._soft_temperature())
+            embeds = copied_by_length(
+                self.model.decoder.embed, encoder, self.config, lengths, targets.shape[1], self._soft_temperature()
+            )
             aux = length_loss(aux_logits, lengths)
             losses["length"] = aux
             aux_weight = self.config.length_loss_weight
@@ -135,28 +149,45 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
             reinforce = self._reinforce_loss(encoder, aux_logits, targets, lengths, generator)
             losses["reinforce"] = reinforce
             loss = loss + self.config.fertility_reinforce_weight * reinforce
-        return NATSeq2SeqLMOutput(loss=loss, logits=logits, losses={k: v.detach() for k, v in losses.items()},
-                                  encoder_last_hidden_state=encoder.hidden)
+        return NATSeq2SeqLMOutput(
+            loss=loss,
+            logits=logits,
+            losses={k: v.detach() for k, v in losses.items()},
+            encoder_last_hidden_state=encoder.hidden,
+        )
 
-    def _gold_fertility(self, fertility: torch.Tensor | None, encoder: EncoderState,
-                        lengths: torch.Tensor) -> torch.Tensor:
+    def _gold_fertility(
+        self, fertility: torch.Tensor | None, encoder: EncoderState, lengths: torch.Tensor
+    ) -> torch.Tensor:
         """The aligner's fertilities, checked against the source shape and the target lengths."""
         if fertility is None:
-            raise ValueError("decoder_input='fertility' trains on fertility labels: compute them with "
-                             "training/align_fertility.py and pass --fertility to training/train.py "
-                             "(or use decoder_input='uniform_copy')")
+            raise ValueError(
+                "decoder_input='fertility' trains on fertility labels: compute them with "
+                "`hf-nat align` and pass them to `hf-nat train --fertility DIR` "
+                "(or use decoder_input='uniform_copy')"
+            )
         if fertility.shape != encoder.input_ids.shape:
-            raise ValueError(f"fertility has shape {tuple(fertility.shape)} but input_ids "
-                             f"{tuple(encoder.input_ids.shape)}: they were computed with another tokenizer")
+            raise ValueError(
+                f"fertility has shape {tuple(fertility.shape)} but input_ids "
+                f"{tuple(encoder.input_ids.shape)}: they were computed with another tokenizer"
+            )
         gold = fertility.clamp(min=0).masked_fill(~copyable_source(encoder, self.config), 0)
         wrong = gold.sum(1).ne(lengths)
         if wrong.any():
-            raise ValueError(f"fertilities of {int(wrong.sum())} sentence(s) do not sum to their target length: "
-                             f"they were computed for other targets or another tokenizer")
+            raise ValueError(
+                f"fertilities of {int(wrong.sum())} sentence(s) do not sum to their target length: "
+                f"they were computed for other targets or another tokenizer"
+            )
         return gold
 
-    def _glance(self, encoder: EncoderState, keep: torch.Tensor, targets: torch.Tensor, embeds: torch.Tensor,
-                generator: torch.Generator | None) -> torch.Tensor:
+    def _glance(
+        self,
+        encoder: EncoderState,
+        keep: torch.Tensor,
+        targets: torch.Tensor,
+        embeds: torch.Tensor,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
         """GLAT: replace ratio × (first-pass errors) copied inputs by the gold tokens' embeddings."""
         with torch.no_grad():
             predicted = self.lm_head(self.model.decoder(keep, encoder, inputs_embeds=embeds)).argmax(-1)
@@ -165,8 +196,14 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
         gold = self.model.decoder.embed.token_embeds(targets).to(embeds.dtype)
         return torch.where(reveal[..., None], gold, embeds)
 
-    def _reinforce_loss(self, encoder: EncoderState, fertility_logits: torch.Tensor, targets: torch.Tensor,
-                        lengths: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def _reinforce_loss(
+        self,
+        encoder: EncoderState,
+        fertility_logits: torch.Tensor,
+        targets: torch.Tensor,
+        lengths: torch.Tensor,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
         """REINFORCE on the fertility predictor (Gu et al., 2018, §4.3).
 
         For each sentence ``reinforce_samples`` fertility sequences f are sampled; the reward is
@@ -187,29 +224,35 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
             reward = torch.full((rows.shape[0],), floor, device=targets.device)
             match = sampled.sum(1).eq(lengths[rows]).nonzero().squeeze(1)
             if match.numel():
-                reward[match] = self._target_log_likelihood(encoder.select(rows[match]), sampled[match],
-                                                            targets[rows[match]]).clamp(min=floor)
+                reward[match] = self._target_log_likelihood(
+                    encoder.select(rows[match]), sampled[match], targets[rows[match]]
+                ).clamp(min=floor)
             advantage = reward - reward.view(-1, samples).mean(1).repeat_interleave(samples)
         return -(advantage * chosen).mean()
 
-    def _target_log_likelihood(self, encoder: EncoderState, fertility: torch.Tensor,
-                               targets: torch.Tensor) -> torch.Tensor:
+    def _target_log_likelihood(
+        self, encoder: EncoderState, fertility: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
         """Mean log-probability of ``targets`` by the decoder reading the source copied by ``fertility``."""
         index, keep = fertility_copy_index(fertility, targets.shape[1])
         embeds = gather_positions(self.model.decoder.embed.token_embeds(encoder.input_ids), index)
         log_probs = self.lm_head(self.model.decoder(keep, encoder, inputs_embeds=embeds)).float().log_softmax(-1)
-        token = log_probs.gather(-1, targets[:, :keep.shape[1], None]).squeeze(-1).masked_fill(~keep, 0.0)
+        token = log_probs.gather(-1, targets[:, : keep.shape[1], None]).squeeze(-1).masked_fill(~keep, 0.0)
         return token.sum(1) / keep.sum(1).clamp(min=1)
 
     # --- decoding hooks -------------------------------------------------------------------
     def _nat_check_options(self, options: dict) -> None:
         super()._nat_check_options(options)
         if int(options["npd_samples"]) > 1 and not self.uses_fertility:
-            raise ValueError(f"npd_samples samples fertilities, but this model uses decoder_input="
-                             f"{self.config.decoder_input!r}: use length_beam for several candidates")
+            raise ValueError(
+                f"npd_samples samples fertilities, but this model uses decoder_input="
+                f"{self.config.decoder_input!r}: use length_beam for several candidates"
+            )
         if int(options["length_beam"]) > 1 and self.uses_fertility:
-            raise ValueError("length_beam ranks predicted lengths, but this model copies the source by its predicted "
-                             "fertilities (decoder_input='fertility'): use npd_samples for several candidates")
+            raise ValueError(
+                "length_beam ranks predicted lengths, but this model copies the source by its predicted "
+                "fertilities (decoder_input='fertility'): use npd_samples for several candidates"
+            )
 
     def _nat_candidates_per_source(self, options: dict) -> int:
         return int(options["npd_samples"] if self.uses_fertility else options["length_beam"])
@@ -225,29 +268,46 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
                 sources, distinct, inverse = distinct_per_source(source_index, fertility)
                 return self._decode_fertilities(encoder.select(sources), distinct, sources).select(inverse)
             return self._decode_fertilities(encoder, fertility, source_index)
-        state = length_beam_state(self.model.length_predictor(encoder), int(options["length_beam"]), empty,
-                                  self.config.mask_token_id, self.config.pad_token_id)
+        state = length_beam_state(
+            self.model.length_predictor(encoder),
+            int(options["length_beam"]),
+            empty,
+            self.config.mask_token_id,
+            self.config.pad_token_id,
+        )
         source_index = state.source_index
         rows = encoder.select(source_index) if state.tokens.shape[0] != empty.shape[0] else encoder
         keep = state.tokens.ne(self.config.pad_token_id)
-        embeds = copied_by_length(self.model.decoder.embed, rows, self.config, keep.sum(1), keep.shape[1],
-                                  self._soft_temperature())
+        embeds = copied_by_length(
+            self.model.decoder.embed, rows, self.config, keep.sum(1), keep.shape[1], self._soft_temperature()
+        )
         return self._decode(rows, keep, embeds, source_index, state.extras)
 
-    def _decode_fertilities(self, rows: EncoderState, fertility: torch.Tensor,
-                            source_index: torch.Tensor) -> DecoderState:
+    def _decode_fertilities(
+        self, rows: EncoderState, fertility: torch.Tensor, source_index: torch.Tensor
+    ) -> DecoderState:
         """Decode the source of each row of ``rows`` copied by its ``fertility`` row."""
         index, keep = fertility_copy_index(fertility, self.config.max_position_embeddings)
         embeds = gather_positions(self.model.decoder.embed.token_embeds(rows.input_ids), index)
         return self._decode(rows, keep, embeds, source_index, None)
 
-    def _decode(self, rows: EncoderState, keep: torch.Tensor, embeds: torch.Tensor, source_index: torch.Tensor,
-                extras: dict | None) -> DecoderState:
+    def _decode(
+        self,
+        rows: EncoderState,
+        keep: torch.Tensor,
+        embeds: torch.Tensor,
+        source_index: torch.Tensor,
+        extras: dict | None,
+    ) -> DecoderState:
         """One non-causal decoder pass over ``embeds``; the best token at every kept position."""
         hidden = self.model.decoder(keep, rows, inputs_embeds=embeds)
         scores, tokens = best_tokens_of_states(hidden, self.lm_head, self.config.special_token_ids())
-        return DecoderState(tokens=tokens.masked_fill(~keep, self.config.pad_token_id),
-                            scores=scores.masked_fill(~keep, 0.0), source_index=source_index, extras=extras)
+        return DecoderState(
+            tokens=tokens.masked_fill(~keep, self.config.pad_token_id),
+            scores=scores.masked_fill(~keep, 0.0),
+            source_index=source_index,
+            extras=extras,
+        )
 
     def _decoding_fertilities(self, encoder: EncoderState, options: dict) -> torch.Tensor:
         """(B·s, S) fertilities: the argmax first, then s-1 samples per source (at least 1 token each)."""
@@ -256,7 +316,9 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
         samples = int(options["npd_samples"])
         best = log_probs.argmax(-1)[:, None]
         if samples > 1:
-            noise = _sentence_noise(encoder.input_ids, content, samples - 1, log_probs.shape[-1], int(options["npd_seed"]))
+            noise = _sentence_noise(
+                encoder.input_ids, content, samples - 1, log_probs.shape[-1], int(options["npd_seed"])
+            )
             drawn = (log_probs[:, None] / float(options["npd_temperature"]) + _gumbel(noise)).argmax(-1)
             best = torch.cat([best, drawn], 1)
         fertility = best.masked_fill(~content[:, None], 0).flatten(0, 1)
@@ -281,7 +343,7 @@ def _gumbel(uniform: torch.Tensor) -> torch.Tensor:
     return -torch.log(-torch.log(uniform.clamp(1e-9, 1 - 1e-9)))
 
 
-_MODULUS = 2 ** 31 - 1
+_MODULUS = 2**31 - 1
 
 
 def _mix(x: torch.Tensor) -> torch.Tensor:
@@ -292,8 +354,9 @@ def _mix(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _sentence_noise(input_ids: torch.Tensor, content: torch.Tensor, samples: int, classes: int,
-                    seed: int) -> torch.Tensor:
+def _sentence_noise(
+    input_ids: torch.Tensor, content: torch.Tensor, samples: int, classes: int, seed: int
+) -> torch.Tensor:
     """Uniform noise (B, samples, S, classes) that depends only on each sentence's tokens, the
     position, the sample, the class and ``seed``: the same sentence gets the same samples in any batch."""
     positions = torch.arange(input_ids.shape[1], device=input_ids.device)

@@ -53,9 +53,14 @@ class ImputerForConditionalGeneration(CTCNATForConditionalGeneration):
         return upsampled + self.model.decoder.embed.token_embeds(path).to(upsampled.dtype)
 
     # --- training -------------------------------------------------------------------------
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, generator: torch.Generator | None = None,
-                **kwargs) -> NATSeq2SeqLMOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        **kwargs,
+    ) -> NATSeq2SeqLMOutput:
         """With ``labels``: CTC loss of the fully masked pass + cross-entropy of the masked
         alignment positions (``losses``: ctc, impute, infeasible). Without: logits of the
         fully masked pass."""
@@ -75,14 +80,18 @@ class ImputerForConditionalGeneration(CTCNATForConditionalGeneration):
         partial = path.masked_fill(masked, self.config.mask_token_id)
         impute_logits = self._logits(encoder, self._alignment_embeds(upsampled, partial), keep)
         if masked.any():
-            impute = F.cross_entropy(impute_logits[masked].float(), path[masked],
-                                     label_smoothing=self.config.label_smoothing)
+            impute = F.cross_entropy(
+                impute_logits[masked].float(), path[masked], label_smoothing=self.config.label_smoothing
+            )
         else:
             impute = impute_logits.sum() * 0.0
         loss = ctc + impute
-        return NATSeq2SeqLMOutput(loss=loss, logits=impute_logits, encoder_last_hidden_state=encoder.hidden,
-                                  losses={"ctc": ctc.detach(), "impute": impute.detach(),
-                                          "infeasible": (~feasible).sum().detach().float()})
+        return NATSeq2SeqLMOutput(
+            loss=loss,
+            logits=impute_logits,
+            encoder_last_hidden_state=encoder.hidden,
+            losses={"ctc": ctc.detach(), "impute": impute.detach(), "infeasible": (~feasible).sum().detach().float()},
+        )
 
     @staticmethod
     def _random_mask(keep: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -97,10 +106,12 @@ class ImputerForConditionalGeneration(CTCNATForConditionalGeneration):
         keep = upsampled_keep(encoder.keep, self.config.upsample_ratio)
         path = torch.full(keep.shape, self.config.mask_token_id, device=keep.device)
         tokens = torch.full((keep.shape[0], 1), self.config.pad_token_id, device=keep.device)
-        return DecoderState(tokens=tokens, scores=torch.zeros(tokens.shape, device=keep.device),
-                            source_index=torch.arange(keep.shape[0], device=keep.device),
-                            extras={"path": path, "committed": ~keep, "path_score": torch.zeros(keep.shape[0],
-                                                                                              device=keep.device)})
+        return DecoderState(
+            tokens=tokens,
+            scores=torch.zeros(tokens.shape, device=keep.device),
+            source_index=torch.arange(keep.shape[0], device=keep.device),
+            extras={"path": path, "committed": ~keep, "path_score": torch.zeros(keep.shape[0], device=keep.device)},
+        )
 
     def _nat_refine_step(self, encoder: EncoderState, state: DecoderState, step: int, options: dict) -> DecoderState:
         """Commit the most confident open position of every block of ``max_iterations`` positions."""
@@ -117,9 +128,12 @@ class ImputerForConditionalGeneration(CTCNATForConditionalGeneration):
         path_score = state.extras["path_score"] + (scores * (chosen & keep)).sum(1)
         visible = path.masked_fill(~committed, self.config.blank_token_id)
         out = collapse(visible, keep, self.config.blank_token_id, self.config.pad_token_id)
-        return DecoderState(tokens=out, scores=torch.zeros(out.shape, device=out.device),
-                            source_index=state.source_index,
-                            extras={"path": path, "committed": committed, "path_score": path_score})
+        return DecoderState(
+            tokens=out,
+            scores=torch.zeros(out.shape, device=out.device),
+            source_index=state.source_index,
+            extras={"path": path, "committed": committed, "path_score": path_score},
+        )
 
     def _nat_candidate_scores(self, state: DecoderState) -> torch.Tensor:
         keep = state.extras["path"].ne(self.config.mask_token_id)

@@ -20,8 +20,11 @@ from .nat_noise import random_subsequence
 from .nat_registry import register_family
 from .nat_slot_loss import slot_insertion_loss
 
-__all__ = ["InsertionTransformerForConditionalGeneration", "InsertionTransformerModel",
-           "InsertionTransformerPreTrainedModel"]
+__all__ = [
+    "InsertionTransformerForConditionalGeneration",
+    "InsertionTransformerModel",
+    "InsertionTransformerPreTrainedModel",
+]
 
 
 class InsertionTransformerPreTrainedModel(NATPreTrainedModel):
@@ -38,8 +41,9 @@ class InsertionTransformerModel(NATModel):
 
 
 @register_family(base_class=InsertionTransformerModel, benchmark_settings=[{"max_iterations": 10}])
-class InsertionTransformerForConditionalGeneration(InsertionTransformerPreTrainedModel, BoundedEditsMixin,
-                                                   NATGenerationMixin):
+class InsertionTransformerForConditionalGeneration(
+    InsertionTransformerPreTrainedModel, BoundedEditsMixin, NATGenerationMixin
+):
     """Insertion Transformer with slot-loss training and parallel-insertion ``generate()``.
 
     Decoding options: ``max_iterations`` (insertion rounds; a balanced model needs about
@@ -49,10 +53,17 @@ class InsertionTransformerForConditionalGeneration(InsertionTransformerPreTraine
     """
 
     _tied_weights_keys = {"lm_head.weight": "model.shared.weight"}
-    nat_generation_defaults = {"max_iterations": 10, "adaptive": True, "insertion_penalty": 0.0,
-                               "max_length_ratio": 2.0}
-    nat_option_bounds = {"max_iterations": ITERATION_BOUNDS, "insertion_penalty": OptionBounds(),
-                         "max_length_ratio": POSITIVE}
+    nat_generation_defaults = {
+        "max_iterations": 10,
+        "adaptive": True,
+        "insertion_penalty": 0.0,
+        "max_length_ratio": 2.0,
+    }
+    nat_option_bounds = {
+        "max_iterations": ITERATION_BOUNDS,
+        "insertion_penalty": OptionBounds(),
+        "max_length_ratio": POSITIVE,
+    }
 
     def __init__(self, config: InsertionTransformerConfig):
         super().__init__(config)
@@ -69,9 +80,14 @@ class InsertionTransformerForConditionalGeneration(InsertionTransformerPreTraine
         return torch.cat([self.lm_head(slots), self.no_insertion_head(slots)], -1).float().log_softmax(-1)
 
     # --- training -------------------------------------------------------------------------
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, generator: torch.Generator | None = None,
-                **kwargs) -> NATSeq2SeqLMOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        **kwargs,
+    ) -> NATSeq2SeqLMOutput:
         """With ``labels``: the slot loss of a random subsequence of each target (``losses``:
         insertion, and the share of slots that are complete). Without: the encoder output."""
         input_ids, attention_mask = self._check_source(input_ids, attention_mask)
@@ -84,18 +100,24 @@ class InsertionTransformerForConditionalGeneration(InsertionTransformerPreTraine
         partial, kept = random_subsequence(targets, real_target, generator, c.pad_token_id)
         bounded = self._bounded(partial)
         log_probs = self._slot_log_probs(encoder, bounded)  # (B, S, V + 1), slot s follows kept token s
-        loss, complete, slots = slot_insertion_loss(log_probs, targets, real_target, kept, c.insertion_loss,
-                                                    c.tree_temperature)
-        return NATSeq2SeqLMOutput(loss=loss, losses={"insertion": loss.detach(),
-                                                     "complete_slots": complete.sum() / slots.sum().clamp(min=1)},
-                                  encoder_last_hidden_state=encoder.hidden)
+        loss, complete, slots = slot_insertion_loss(
+            log_probs, targets, real_target, kept, c.insertion_loss, c.tree_temperature
+        )
+        return NATSeq2SeqLMOutput(
+            loss=loss,
+            losses={"insertion": loss.detach(), "complete_slots": complete.sum() / slots.sum().clamp(min=1)},
+            encoder_last_hidden_state=encoder.hidden,
+        )
 
     # --- decoding hooks -------------------------------------------------------------------
     def _nat_initial_state(self, encoder: EncoderState, empty: torch.Tensor, options: dict) -> DecoderState:
         """The empty hypothesis."""
         tokens = torch.full((empty.shape[0], 1), self.config.pad_token_id, dtype=torch.long, device=empty.device)
-        return DecoderState(tokens=tokens, scores=torch.zeros(tokens.shape, device=tokens.device),
-                            source_index=torch.arange(empty.shape[0], device=empty.device))
+        return DecoderState(
+            tokens=tokens,
+            scores=torch.zeros(tokens.shape, device=tokens.device),
+            source_index=torch.arange(empty.shape[0], device=empty.device),
+        )
 
     def _nat_refine_step(self, encoder: EncoderState, state: DecoderState, step: int, options: dict) -> DecoderState:
         """One round of parallel insertion: every slot whose best token beats "no insertion"."""

@@ -54,8 +54,10 @@ class IterativeNATForConditionalGeneration(IterativeNATPreTrainedModel, NATGener
     lengths, ranked by mean token log-probability plus length log-probability, or by ``rescorer=``).
     """
 
-    _tied_weights_keys = {"lm_head.weight": "model.shared.weight",
-                          "refine_decoder.embed.embed_tokens.weight": "model.shared.weight"}
+    _tied_weights_keys = {
+        "lm_head.weight": "model.shared.weight",
+        "refine_decoder.embed.embed_tokens.weight": "model.shared.weight",
+    }
     nat_generation_defaults = {"max_iterations": 10, "adaptive": True, "length_beam": 1}
     nat_option_bounds = {"max_iterations": ITERATION_BOUNDS, "length_beam": CANDIDATE_BOUNDS}
 
@@ -72,8 +74,9 @@ class IterativeNATForConditionalGeneration(IterativeNATPreTrainedModel, NATGener
         embeds = copied_by_length(self.model.decoder.embed, encoder, self.config, keep.sum(1), keep.shape[1])
         return self.model.decoder(keep, encoder, inputs_embeds=embeds)
 
-    def _refine_pass(self, encoder: EncoderState, keep: torch.Tensor, tokens: torch.Tensor,
-                     states: torch.Tensor | None) -> torch.Tensor:
+    def _refine_pass(
+        self, encoder: EncoderState, keep: torch.Tensor, tokens: torch.Tensor, states: torch.Tensor | None
+    ) -> torch.Tensor:
         """Decoder states of a refinement pass reading ``tokens`` (and, with ``refine_reads_states``,
         the previous pass's ``states``)."""
         if self.refine_decoder is None:
@@ -85,9 +88,14 @@ class IterativeNATForConditionalGeneration(IterativeNATPreTrainedModel, NATGener
         return decoder(keep, encoder, inputs_embeds=decoder.embed.token_embeds(tokens) + states)
 
     # --- training -------------------------------------------------------------------------
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, generator: torch.Generator | None = None,
-                **kwargs) -> NATSeq2SeqLMOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        **kwargs,
+    ) -> NATSeq2SeqLMOutput:
         """With ``labels``: the mean cross-entropy of ``train_passes`` unrolled passes plus the
         length loss (``losses``: first, refine, length). Without: the length logits."""
         input_ids, attention_mask = self._check_source(input_ids, attention_mask)
@@ -103,14 +111,21 @@ class IterativeNATForConditionalGeneration(IterativeNATPreTrainedModel, NATGener
                 states = self._first_pass(encoder, keep)
             else:
                 use_gold = uniform_noise(targets.shape[0], generator, targets.device) < self.config.corruption_prob
-                corrupted = corrupt_targets(targets, keep, self.config.corruption_token_prob,
-                                            self.config.special_token_ids(), self.config.vocab_size,
-                                            self.config.pad_token_id, generator)
+                corrupted = corrupt_targets(
+                    targets,
+                    keep,
+                    self.config.corruption_token_prob,
+                    self.config.special_token_ids(),
+                    self.config.vocab_size,
+                    self.config.pad_token_id,
+                    generator,
+                )
                 previous = torch.where(use_gold[:, None], corrupted, previous)
                 states = self._refine_pass(encoder, keep, previous, states)
             logits = self.lm_head(states[keep])
-            pass_losses.append(F.cross_entropy(logits.float(), targets[keep],
-                                               label_smoothing=self.config.label_smoothing))
+            pass_losses.append(
+                F.cross_entropy(logits.float(), targets[keep], label_smoothing=self.config.label_smoothing)
+            )
             predicted = best_content_tokens(logits.detach(), self.config.special_token_ids())[1]
             previous = targets.masked_scatter(keep, predicted)
         len_loss = length_loss(length_logits, lengths)
@@ -119,8 +134,13 @@ class IterativeNATForConditionalGeneration(IterativeNATPreTrainedModel, NATGener
         losses = {"first": pass_losses[0].detach(), "length": len_loss.detach()}
         if len(pass_losses) > 1:
             losses["refine"] = torch.stack(pass_losses[1:]).mean().detach()
-        return NATSeq2SeqLMOutput(loss=loss, logits=logits, length_logits=length_logits, losses=losses,
-                                  encoder_last_hidden_state=encoder.hidden)
+        return NATSeq2SeqLMOutput(
+            loss=loss,
+            logits=logits,
+            length_logits=length_logits,
+            losses=losses,
+            encoder_last_hidden_state=encoder.hidden,
+        )
 
     # --- decoding hooks -------------------------------------------------------------------
     def _nat_candidates_per_source(self, options: dict) -> int:
@@ -128,8 +148,13 @@ class IterativeNATForConditionalGeneration(IterativeNATPreTrainedModel, NATGener
 
     def _nat_initial_state(self, encoder: EncoderState, empty: torch.Tensor, options: dict) -> DecoderState:
         """Placeholders (mask tokens) at the top-``length_beam`` predicted lengths of each source."""
-        state = length_beam_state(self.model.length_predictor(encoder), int(options["length_beam"]), empty,
-                                  self.config.mask_token_id, self.config.pad_token_id)
+        state = length_beam_state(
+            self.model.length_predictor(encoder),
+            int(options["length_beam"]),
+            empty,
+            self.config.mask_token_id,
+            self.config.pad_token_id,
+        )
         if not self.config.refine_reads_states:
             return state
         states = encoder.hidden.new_zeros(*state.tokens.shape, self.config.d_model)
@@ -150,9 +175,12 @@ class IterativeNATForConditionalGeneration(IterativeNATPreTrainedModel, NATGener
         if carried is not None:
             # Kept as wide as the state it came from, so refined rows merge back into it.
             extras = {**extras, "states": F.pad(states, (0, 0, 0, carried.shape[1] - width))}
-        return DecoderState(tokens=tokens.masked_fill(~keep, self.config.pad_token_id),
-                            scores=scores.masked_fill(~keep, 0.0), source_index=state.source_index,
-                            extras=extras)
+        return DecoderState(
+            tokens=tokens.masked_fill(~keep, self.config.pad_token_id),
+            scores=scores.masked_fill(~keep, 0.0),
+            source_index=state.source_index,
+            extras=extras,
+        )
 
     def _nat_candidate_scores(self, state: DecoderState) -> torch.Tensor:
         return length_aware_scores(state, self.config.pad_token_id)

@@ -50,8 +50,7 @@ class LevenshteinModel(NATModel):
 
 
 @register_family(base_class=LevenshteinModel, benchmark_settings=[{"max_iterations": 10}])
-class LevenshteinTransformerForConditionalGeneration(LevenshteinPreTrainedModel, BoundedEditsMixin,
-                                                     NATGenerationMixin):
+class LevenshteinTransformerForConditionalGeneration(LevenshteinPreTrainedModel, BoundedEditsMixin, NATGenerationMixin):
     """Levenshtein Transformer with imitation-learning training and delete/insert/fill ``generate()``.
 
     Decoding options: ``max_iterations`` (delete–insert–fill rounds), ``adaptive`` (stop a
@@ -62,12 +61,21 @@ class LevenshteinTransformerForConditionalGeneration(LevenshteinPreTrainedModel,
     it are ignored).
     """
 
-    _tied_weights_keys = {"lm_head.weight": "model.shared.weight",
-                          "insertion_decoder.embed.embed_tokens.weight": "model.shared.weight"}
-    nat_generation_defaults = {"max_iterations": 10, "adaptive": True, "insertion_penalty": 0.0,
-                               "max_length_ratio": 2.0}
-    nat_option_bounds = {"max_iterations": ITERATION_BOUNDS, "insertion_penalty": OptionBounds(),
-                         "max_length_ratio": POSITIVE}
+    _tied_weights_keys = {
+        "lm_head.weight": "model.shared.weight",
+        "insertion_decoder.embed.embed_tokens.weight": "model.shared.weight",
+    }
+    nat_generation_defaults = {
+        "max_iterations": 10,
+        "adaptive": True,
+        "insertion_penalty": 0.0,
+        "max_length_ratio": 2.0,
+    }
+    nat_option_bounds = {
+        "max_iterations": ITERATION_BOUNDS,
+        "insertion_penalty": OptionBounds(),
+        "max_length_ratio": POSITIVE,
+    }
     nat_call_options = {"decoder_input_ids": None}
 
     def __init__(self, config: LevenshteinConfig):
@@ -89,14 +97,20 @@ class LevenshteinTransformerForConditionalGeneration(LevenshteinPreTrainedModel,
         if self.insertion_decoder is None:
             hidden = self._states(encoder, bounded)
         else:  # the main decoder's cached cross-attention keys/values are not this decoder's
-            hidden = self.insertion_decoder(bounded.ne(self.config.pad_token_id), replace(encoder, cross_kv=None),
-                                            bounded)
+            hidden = self.insertion_decoder(
+                bounded.ne(self.config.pad_token_id), replace(encoder, cross_kv=None), bounded
+            )
         return self.insertion_head(slot_states(hidden))
 
     # --- training -------------------------------------------------------------------------
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, generator: torch.Generator | None = None,
-                **kwargs) -> NATSeq2SeqLMOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        **kwargs,
+    ) -> NATSeq2SeqLMOutput:
         """With ``labels``: placeholder, token and deletion losses of one imitation-learning step
         (``losses``: insertion, tokens, deletion). Without: the encoder output only."""
         input_ids, attention_mask = self._check_source(input_ids, attention_mask)
@@ -120,16 +134,24 @@ class LevenshteinTransformerForConditionalGeneration(LevenshteinPreTrainedModel,
         holes = bounded_masked.eq(c.placeholder_token_id)
         token_logits = self.lm_head(self._states(encoder, bounded_masked)[holes])
         gold = self._bounded(targets)[holes]
-        token_loss = (F.cross_entropy(token_logits.float(), gold, label_smoothing=c.label_smoothing)
-                      if holes.any() else zero)
+        token_loss = (
+            F.cross_entropy(token_logits.float(), gold, label_smoothing=c.label_smoothing) if holes.any() else zero
+        )
 
         # Roll-in 2: the model's own filling of those placeholders, or a noisy target; learn to
         # delete the mistakes.
         with torch.no_grad():
             filled = bounded_masked.masked_scatter(holes, best_content_tokens(token_logits, c.special_token_ids())[1])
             filled_content = self._unbounded(filled)
-            noisy = corrupt_targets(targets, targets.ne(c.pad_token_id), c.draft_noise_token_prob,
-                                    c.special_token_ids(), c.vocab_size, c.pad_token_id, generator)
+            noisy = corrupt_targets(
+                targets,
+                targets.ne(c.pad_token_id),
+                c.draft_noise_token_prob,
+                c.special_token_ids(),
+                c.vocab_size,
+                c.pad_token_id,
+                generator,
+            )
             use_noise = uniform_noise(targets.shape[0], generator, targets.device) < c.draft_noise_prob
             filled_content = torch.where(use_noise[:, None], noisy, filled_content)
             delete, _, _ = edit_oracle(filled_content, targets, c.pad_token_id, c.placeholder_token_id)
@@ -137,14 +159,21 @@ class LevenshteinTransformerForConditionalGeneration(LevenshteinPreTrainedModel,
         content = self._content(bounded_filled)
         deletion_logits = self.deletion_head(self._states(encoder, bounded_filled))
         delete_labels = F.pad(delete, (1, bounded_filled.shape[1] - delete.shape[1] - 1), value=False)
-        deletion_loss = (F.cross_entropy(deletion_logits[content].float(), delete_labels[content].long())
-                         if content.any() else zero)
+        deletion_loss = (
+            F.cross_entropy(deletion_logits[content].float(), delete_labels[content].long()) if content.any() else zero
+        )
 
         loss = c.insertion_loss_weight * insertion_loss + token_loss + c.deletion_loss_weight * deletion_loss
-        return NATSeq2SeqLMOutput(loss=loss, logits=token_logits,
-                                  losses={"insertion": insertion_loss.detach(), "tokens": token_loss.detach(),
-                                          "deletion": deletion_loss.detach()},
-                                  encoder_last_hidden_state=encoder.hidden)
+        return NATSeq2SeqLMOutput(
+            loss=loss,
+            logits=token_logits,
+            losses={
+                "insertion": insertion_loss.detach(),
+                "tokens": token_loss.detach(),
+                "deletion": deletion_loss.detach(),
+            },
+            encoder_last_hidden_state=encoder.hidden,
+        )
 
     # --- decoding hooks -------------------------------------------------------------------
     def _nat_initial_state(self, encoder: EncoderState, empty: torch.Tensor, options: dict) -> DecoderState:
@@ -159,9 +188,12 @@ class LevenshteinTransformerForConditionalGeneration(LevenshteinPreTrainedModel,
             if draft.dim() != 2 or draft.shape[0] != rows:
                 raise ValueError(f"decoder_input_ids must be (batch={rows}, length), got {tuple(draft.shape)}")
             keep = ~torch.isin(draft, torch.tensor(c.special_token_ids(), device=draft.device))
-            tokens = left_align(draft, keep, c.pad_token_id)[:, :c.max_position_embeddings - 2]
-        return DecoderState(tokens=tokens, scores=self._draft_scores(encoder, tokens),
-                            source_index=torch.arange(rows, device=empty.device))
+            tokens = left_align(draft, keep, c.pad_token_id)[:, : c.max_position_embeddings - 2]
+        return DecoderState(
+            tokens=tokens,
+            scores=self._draft_scores(encoder, tokens),
+            source_index=torch.arange(rows, device=empty.device),
+        )
 
     def _draft_scores(self, encoder: EncoderState, tokens: torch.Tensor) -> torch.Tensor:
         """The token head's log-probability of every token of a draft (0 on padding)."""
@@ -169,7 +201,7 @@ class LevenshteinTransformerForConditionalGeneration(LevenshteinPreTrainedModel,
             return torch.zeros(tokens.shape, device=tokens.device)
         bounded = self._bounded(tokens)
         log_probs = self.lm_head(self._states(encoder, bounded)).float().log_softmax(-1)
-        scores = log_probs.gather(-1, bounded[..., None]).squeeze(-1)[:, 1:tokens.shape[1] + 1]
+        scores = log_probs.gather(-1, bounded[..., None]).squeeze(-1)[:, 1 : tokens.shape[1] + 1]
         return scores.masked_fill(tokens.eq(self.config.pad_token_id), 0.0)
 
     def _nat_refine_step(self, encoder: EncoderState, state: DecoderState, step: int, options: dict) -> DecoderState:
@@ -191,14 +223,16 @@ class LevenshteinTransformerForConditionalGeneration(LevenshteinPreTrainedModel,
         slot_scores = self._slot_counts_logits(encoder, bounded).float().log_softmax(-1)
         slot_scores[..., 0] -= float(options["insertion_penalty"])
         caps = length_caps(encoder.keep, float(options["max_length_ratio"]), c.max_position_embeddings)
-        counts = cap_insertions(slot_scores.argmax(-1) * (real[:, :-1] & real[:, 1:]), self._content(bounded).sum(1),
-                                caps)
+        counts = cap_insertions(
+            slot_scores.argmax(-1) * (real[:, :-1] & real[:, 1:]), self._content(bounded).sum(1), caps
+        )
         scores, _ = insert_into_slots(scores, real, counts, 0.0, 0.0)
         bounded, real = insert_into_slots(bounded, real, counts, c.placeholder_token_id, c.pad_token_id)
 
         holes = bounded.eq(c.placeholder_token_id)
         if holes.any():
-            filled_scores, filled = best_tokens_of_states(self._states(encoder, bounded)[holes], self.lm_head,
-                                                          c.special_token_ids())
+            filled_scores, filled = best_tokens_of_states(
+                self._states(encoder, bounded)[holes], self.lm_head, c.special_token_ids()
+            )
             bounded, scores = bounded.masked_scatter(holes, filled), scores.masked_scatter(holes, filled_scores)
         return self._unbounded_state(bounded, scores, state)

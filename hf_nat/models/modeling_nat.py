@@ -63,33 +63,44 @@ class NATPreTrainedModel(PreTrainedModel):
         config.json naming another family than the saved class's) raise a ValueError."""
         wants_info = kwargs.pop("output_loading_info", False)
         try:
-            model, info = super().from_pretrained(pretrained_model_name_or_path, *args,
-                                                  output_loading_info=True, **kwargs)
+            model, info = super().from_pretrained(
+                pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
+            )
         except SafetensorError as error:
-            raise OSError(f"corrupt or unreadable weights in {pretrained_model_name_or_path} "
-                          f"(model.safetensors): {error}") from error
+            raise OSError(
+                f"corrupt or unreadable weights in {pretrained_model_name_or_path} (model.safetensors): {error}"
+            ) from error
         saved_by = [c for c in _subclasses(NATPreTrainedModel) if c.__name__ in (model.config.architectures or [])]
         for saved_class in saved_by:
             if saved_class.config_class.model_type != model.config.model_type:
-                raise ValueError(f"{pretrained_model_name_or_path}/config.json says model_type "
-                                 f"{model.config.model_type!r}, but its weights were saved by {saved_class.__name__} "
-                                 f"(model_type {saved_class.config_class.model_type!r})")
+                raise ValueError(
+                    f"{pretrained_model_name_or_path}/config.json says model_type "
+                    f"{model.config.model_type!r}, but its weights were saved by {saved_class.__name__} "
+                    f"(model_type {saved_class.config_class.model_type!r})"
+                )
         kinds = ["missing_keys", "mismatched_keys"]
         if not any(saved_class is not cls for saved_class in saved_by):
-            kinds.append("unexpected_keys")  # a part (e.g. AutoModel's backbone) loaded from a whole model skips the rest
+            kinds.append(
+                "unexpected_keys"
+            )  # a part (e.g. AutoModel's backbone) loaded from a whole model skips the rest
         misfits = {kind: sorted(info.get(kind) or []) for kind in kinds}
         if any(misfits.values()):
-            raise ValueError(f"the weights in {pretrained_model_name_or_path} do not fit "
-                             f"{cls.__name__} (model_type {model.config.model_type!r}): "
-                             + "; ".join(f"{kind.replace('_', ' ')} {keys[:5]}" for kind, keys in misfits.items() if keys))
+            raise ValueError(
+                f"the weights in {pretrained_model_name_or_path} do not fit "
+                f"{cls.__name__} (model_type {model.config.model_type!r}): "
+                + "; ".join(f"{kind.replace('_', ' ')} {keys[:5]}" for kind, keys in misfits.items() if keys)
+            )
         return (model, info) if wants_info else model
 
     def post_init(self):
         """``PreTrainedModel.post_init``, after dropping the weight ties of optional submodules
         that this configuration leaves out (attributes set to None)."""
         if self._tied_weights_keys:
-            self._tied_weights_keys = {target: source for target, source in self._tied_weights_keys.items()
-                                       if getattr(self, target.split(".")[0], None) is not None}
+            self._tied_weights_keys = {
+                target: source
+                for target, source in self._tied_weights_keys.items()
+                if getattr(self, target.split(".")[0], None) is not None
+            }
         super().post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -100,30 +111,41 @@ class NATPreTrainedModel(PreTrainedModel):
         """The longest source (in tokens) the model accepts."""
         return self.config.max_position_embeddings
 
-    def _check_source(self, input_ids: torch.Tensor,
-                      attention_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _check_source(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Validate a source batch; return (input_ids, attention_mask) with every row's tokens
         moved to the front (left padding, or any mask with holes, becomes right padding) and
         all-padding columns dropped. The mask is derived from pad when absent."""
         if not isinstance(input_ids, torch.Tensor):
-            raise TypeError(f"input_ids must be a torch.Tensor of token ids (batch, length), got "
-                            f"{type(input_ids).__name__}; tokenize with return_tensors='pt'")
+            raise TypeError(
+                f"input_ids must be a torch.Tensor of token ids (batch, length), got "
+                f"{type(input_ids).__name__}; tokenize with return_tensors='pt'"
+            )
         if input_ids.dtype not in _INTEGER_DTYPES:
             raise TypeError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}")
         if input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= self.config.vocab_size):
-            raise ValueError(f"input_ids must lie in [0, {self.config.vocab_size}) (the vocabulary), got values in "
-                             f"[{int(input_ids.min())}, {int(input_ids.max())}]")
+            raise ValueError(
+                f"input_ids must lie in [0, {self.config.vocab_size}) (the vocabulary), got values in "
+                f"[{int(input_ids.min())}, {int(input_ids.max())}]"
+            )
         if attention_mask is None:
             keep = input_ids.ne(self.config.pad_token_id)
         else:
             if not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_ids.shape:
-                shape = tuple(attention_mask.shape) if isinstance(attention_mask, torch.Tensor) else type(attention_mask)
-                raise ValueError(f"attention_mask must be a tensor of the shape of input_ids "
-                                 f"{tuple(input_ids.shape)}, got {shape}")
-            if attention_mask.is_floating_point() or attention_mask.is_complex() or (
-                    attention_mask.numel() and not attention_mask.eq(0).logical_or(attention_mask.eq(1)).all()):
+                shape = (
+                    tuple(attention_mask.shape) if isinstance(attention_mask, torch.Tensor) else type(attention_mask)
+                )
+                raise ValueError(
+                    f"attention_mask must be a tensor of the shape of input_ids {tuple(input_ids.shape)}, got {shape}"
+                )
+            if (
+                attention_mask.is_floating_point()
+                or attention_mask.is_complex()
+                or (attention_mask.numel() and not attention_mask.eq(0).logical_or(attention_mask.eq(1)).all())
+            ):
                 raise ValueError("attention_mask must hold 0/1 or True/False")
             keep = attention_mask.bool()
         if keep.shape[1] > 1 and (keep[:, 1:] & ~keep[:, :-1]).any():  # a real token after padding
@@ -134,7 +156,8 @@ class NATPreTrainedModel(PreTrainedModel):
         if used > self.max_source_positions():
             raise ValueError(
                 f"source of {used} tokens exceeds the model's {self.max_source_positions()} "
-                f"source positions; tokenize with truncation=True")
+                f"source positions; tokenize with truncation=True"
+            )
         return input_ids, keep.to(attention_mask.dtype if attention_mask is not None else torch.long)
 
 
@@ -149,8 +172,10 @@ def _subclasses(cls: type) -> list[type]:
 class NATModel(NATPreTrainedModel):
     """Shared token embedding, encoder, non-causal decoder and length predictor."""
 
-    _tied_weights_keys = {"encoder.embed.embed_tokens.weight": "shared.weight",
-                          "decoder.embed.embed_tokens.weight": "shared.weight"}
+    _tied_weights_keys = {
+        "encoder.embed.embed_tokens.weight": "shared.weight",
+        "decoder.embed.embed_tokens.weight": "shared.weight",
+    }
     # Families whose output length follows from something else (CTC: the upsampled source) set
     # this to False: a parameter without gradient would break data-parallel training.
     predicts_length = True
@@ -160,8 +185,9 @@ class NATModel(NATPreTrainedModel):
         self.shared = nn.Embedding(config.vocab_size, config.d_model, config.pad_token_id)
         self.encoder = NATEncoder(config, self.shared)
         self.decoder = NATDecoder(config, self.shared)
-        self.length_predictor = (LengthPredictor(config.d_model, config.max_position_embeddings)
-                                 if self.predicts_length else None)
+        self.length_predictor = (
+            LengthPredictor(config.d_model, config.max_position_embeddings) if self.predicts_length else None
+        )
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -172,14 +198,21 @@ class NATModel(NATPreTrainedModel):
         self.encoder.embed.embed_tokens = value
         self.decoder.embed.embed_tokens = value
 
-    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, cache_cross_kv: bool = False) -> EncoderState:
+    def encode(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, cache_cross_kv: bool = False
+    ) -> EncoderState:
         """Run the encoder; with ``cache_cross_kv`` also precompute the decoder's cross-attention keys/values."""
         hidden = self.encoder(input_ids, attention_mask)
         kv = self.decoder.cross_kv(hidden) if cache_cross_kv else None
         return EncoderState(hidden=hidden, keep=attention_mask.bool(), cross_kv=kv, input_ids=input_ids)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                decoder_input_ids: torch.Tensor | None = None, **kwargs) -> NATModelOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.Tensor | None = None,
+        **kwargs,
+    ) -> NATModelOutput:
         """Encode the source, predict its target length and, given decoder ids, decode them."""
         input_ids, attention_mask = self._check_source(input_ids, attention_mask)
         encoder = self.encode(input_ids, attention_mask)
@@ -187,8 +220,9 @@ class NATModel(NATPreTrainedModel):
         if decoder_input_ids is not None:
             hidden = self.decoder(decoder_input_ids.ne(self.config.pad_token_id), encoder, decoder_input_ids)
         length_logits = self.length_predictor(encoder) if self.length_predictor is not None else None
-        return NATModelOutput(last_hidden_state=hidden, length_logits=length_logits,
-                              encoder_last_hidden_state=encoder.hidden)
+        return NATModelOutput(
+            last_hidden_state=hidden, length_logits=length_logits, encoder_last_hidden_state=encoder.hidden
+        )
 
 
 def compact_targets(labels: torch.Tensor, config: NATConfig) -> tuple[torch.Tensor, torch.Tensor]:

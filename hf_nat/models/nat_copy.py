@@ -11,8 +11,14 @@ import torch
 from .nat_layers import EncoderState, TokenEmbedding
 from .nat_sequences import left_align
 
-__all__ = ["copied_by_length", "copyable_source", "fertility_copy_index", "gather_positions", "soft_copy_weights",
-           "uniform_copy_index"]
+__all__ = [
+    "copied_by_length",
+    "copyable_source",
+    "fertility_copy_index",
+    "gather_positions",
+    "soft_copy_weights",
+    "uniform_copy_index",
+]
 
 
 def copyable_source(encoder: EncoderState, config) -> torch.Tensor:
@@ -68,8 +74,14 @@ def soft_copy_weights(content: torch.Tensor, lengths: torch.Tensor, width: int, 
     return logits.masked_fill(~content[:, None, :], float("-inf")).softmax(-1)
 
 
-def copied_by_length(embed: TokenEmbedding, encoder: EncoderState, config, lengths: torch.Tensor, width: int,
-                     soft_temperature: float | None = None) -> torch.Tensor:
+def copied_by_length(
+    embed: TokenEmbedding,
+    encoder: EncoderState,
+    config,
+    lengths: torch.Tensor,
+    width: int,
+    soft_temperature: float | None = None,
+) -> torch.Tensor:
     """(B, T, D) decoder input for targets of ``lengths`` (B,): uniform copy of the source tokens'
     embeddings by ``embed`` (the decoder's), or soft copy when ``soft_temperature`` is given."""
     content = copyable_source(encoder, config)

@@ -20,9 +20,12 @@ class BoundedEditsMixin:
     def _unbounded_state(self, bounded: torch.Tensor, scores: torch.Tensor, state: DecoderState) -> DecoderState:
         """The decoding state holding the content of edited ``bounded`` rows and their token ``scores``."""
         content = self._content(bounded)
-        return DecoderState(tokens=left_align(bounded, content, self.config.pad_token_id),
-                            scores=left_align(scores.masked_fill(~content, 0.0), content, 0),
-                            source_index=state.source_index, extras=state.extras)
+        return DecoderState(
+            tokens=left_align(bounded, content, self.config.pad_token_id),
+            scores=left_align(scores.masked_fill(~content, 0.0), content, 0),
+            source_index=state.source_index,
+            extras=state.extras,
+        )
 
     def _nat_candidate_scores(self, state: DecoderState) -> torch.Tensor:
         return mean_token_scores(state, self.config.pad_token_id)
@@ -43,8 +46,10 @@ class BoundedEditsMixin:
         """The content tokens of ``labels`` (left-aligned); bounded, they must fit the positions."""
         targets, _ = compact_targets(labels, self.config)
         if targets.shape[1] + 2 > self.config.max_position_embeddings:
-            raise ValueError(f"target of {targets.shape[1]} tokens (+ bos/eos) exceeds max_position_embeddings="
-                             f"{self.config.max_position_embeddings}; filter the corpus by length")
+            raise ValueError(
+                f"target of {targets.shape[1]} tokens (+ bos/eos) exceeds max_position_embeddings="
+                f"{self.config.max_position_embeddings}; filter the corpus by length"
+            )
         return targets
 
     def _states(self, encoder: EncoderState, bounded: torch.Tensor) -> torch.Tensor:

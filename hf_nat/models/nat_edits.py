@@ -11,8 +11,17 @@ import torch
 
 from .nat_sequences import left_align
 
-__all__ = ["add_boundaries", "bounded_scores", "cap_insertions", "content_mask", "delete_positions",
-           "insert_into_slots", "length_caps", "remove_boundaries", "slot_states"]
+__all__ = [
+    "add_boundaries",
+    "bounded_scores",
+    "cap_insertions",
+    "content_mask",
+    "delete_positions",
+    "insert_into_slots",
+    "length_caps",
+    "remove_boundaries",
+    "slot_states",
+]
 
 
 def add_boundaries(content: torch.Tensor, pad_token_id: int, bos_token_id: int, eos_token_id: int) -> torch.Tensor:
@@ -28,8 +37,9 @@ def remove_boundaries(bounded: torch.Tensor, pad_token_id: int, bos_token_id: in
     return left_align(bounded, content_mask(bounded, pad_token_id, bos_token_id, eos_token_id), pad_token_id)
 
 
-def insert_into_slots(values: torch.Tensor, real: torch.Tensor, counts: torch.Tensor, fill_value,
-                      pad_value) -> tuple[torch.Tensor, torch.Tensor]:
+def insert_into_slots(
+    values: torch.Tensor, real: torch.Tensor, counts: torch.Tensor, fill_value, pad_value
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Insert ``counts[:, i]`` copies of ``fill_value`` into slot i of every row.
 
     ``values`` (B, L) are bounded rows (real positions first, marked by ``real``); ``counts``

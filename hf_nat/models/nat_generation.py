@@ -23,9 +23,20 @@ from transformers.utils import ModelOutput
 from .nat_layers import EncoderState, LengthPredictor
 from .nat_rescoring import check_rescorer, rescore_candidates, with_eos
 
-__all__ = ["CANDIDATE_BOUNDS", "ITERATION_BOUNDS", "POSITIVE", "DecoderState", "NATGenerateOutput",
-           "NATGenerationMixin", "OptionBounds", "best_content_tokens", "best_tokens_of_states", "length_aware_scores",
-           "length_beam_state", "mean_token_scores"]
+__all__ = [
+    "CANDIDATE_BOUNDS",
+    "ITERATION_BOUNDS",
+    "POSITIVE",
+    "DecoderState",
+    "NATGenerateOutput",
+    "NATGenerationMixin",
+    "OptionBounds",
+    "best_content_tokens",
+    "best_tokens_of_states",
+    "length_aware_scores",
+    "length_beam_state",
+    "mean_token_scores",
+]
 
 
 @dataclass(frozen=True)
@@ -54,17 +65,27 @@ POSITIVE = OptionBounds(0, None, low_open=True)
 
 # Options every family accepts. ``rescorer`` (an AR seq2seq model sharing the tokenizer) replaces
 # the family's own candidate ranking by the AR log-likelihood divided by length**penalty.
-_COMMON_OPTIONS = {"return_dict_in_generate": False, "output_history": False, "rescorer": None,
-                   "rescore_length_penalty": 1.0}
+_COMMON_OPTIONS = {
+    "return_dict_in_generate": False,
+    "output_history": False,
+    "rescorer": None,
+    "rescore_length_penalty": 1.0,
+}
 _COMMON_BOUNDS = {"rescore_length_penalty": OptionBounds()}
 
 # GenerationConfig fields that carry no decoding option: the special tokens and bookkeeping.
-_GENERATION_CONFIG_BOOKKEEPING = {"pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id",
-                                  "transformers_version", "_from_model_config"}
+_GENERATION_CONFIG_BOOKKEEPING = {
+    "pad_token_id",
+    "bos_token_id",
+    "eos_token_id",
+    "decoder_start_token_id",
+    "transformers_version",
+    "_from_model_config",
+}
 
 # Sources × candidates × source tokens decoded in one pass; larger batches go through in chunks of
 # sources, so decoding's working memory does not grow with the batch or the candidate count.
-_CANDIDATE_TOKENS_PER_PASS = 2 ** 16
+_CANDIDATE_TOKENS_PER_PASS = 2**16
 
 
 @dataclass(frozen=True)
@@ -84,8 +105,13 @@ class DecoderState:
     def select(self, index: torch.Tensor) -> "DecoderState":
         """The rows ``index`` of this state."""
         extras = None if self.extras is None else {k: v[index] for k, v in self.extras.items()}
-        return replace(self, tokens=self.tokens[index], scores=self.scores[index],
-                       source_index=self.source_index[index], extras=extras)
+        return replace(
+            self,
+            tokens=self.tokens[index],
+            scores=self.scores[index],
+            source_index=self.source_index[index],
+            extras=extras,
+        )
 
     def with_rows(self, index: torch.Tensor, rows: "DecoderState", pad_token_id: int) -> "DecoderState":
         """A copy whose rows ``index`` are replaced by ``rows`` (widths may differ)."""
@@ -135,9 +161,12 @@ class NATGenerationMixin(GenerationMixin):
 
     def _nat_default_generation_config(self) -> GenerationConfig:
         """A generation config carrying the family's decoding defaults."""
-        config = GenerationConfig(pad_token_id=self.config.pad_token_id, eos_token_id=self.config.eos_token_id,
-                                  bos_token_id=self.config.bos_token_id,
-                                  decoder_start_token_id=self.config.decoder_start_token_id)
+        config = GenerationConfig(
+            pad_token_id=self.config.pad_token_id,
+            eos_token_id=self.config.eos_token_id,
+            bos_token_id=self.config.bos_token_id,
+            decoder_start_token_id=self.config.decoder_start_token_id,
+        )
         for name, value in self.nat_generation_defaults.items():
             setattr(config, name, value)
         return config
@@ -152,13 +181,17 @@ class NATGenerationMixin(GenerationMixin):
         defaults = {**_COMMON_OPTIONS, **self.nat_generation_defaults, **self.nat_call_options}
         unknown = sorted(set(kwargs) - set(defaults))
         if unknown:
-            raise ValueError(f"{type(self).__name__}.generate() got unsupported option(s) {unknown}; "
-                             f"its options are {sorted(defaults)}")
+            raise ValueError(
+                f"{type(self).__name__}.generate() got unsupported option(s) {unknown}; "
+                f"its options are {sorted(defaults)}"
+            )
         foreign = sorted(set(base.to_diff_dict()) - set(defaults) - _GENERATION_CONFIG_BOOKKEEPING)
         if foreign:
-            raise ValueError(f"the generation config sets {foreign}, which {type(self).__name__}.generate() does "
-                             f"not support (a NAT model predicts its output length and decodes in parallel); "
-                             f"its options are {sorted(defaults)}")
+            raise ValueError(
+                f"the generation config sets {foreign}, which {type(self).__name__}.generate() does "
+                f"not support (a NAT model predicts its output length and decodes in parallel); "
+                f"its options are {sorted(defaults)}"
+            )
         options = {}
         for name, default in defaults.items():
             value = kwargs.get(name)
@@ -205,8 +238,14 @@ class NATGenerationMixin(GenerationMixin):
         return ~content.any(1)
 
     @torch.inference_mode()
-    def generate(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
-                 generation_config: GenerationConfig | None = None, custom_generate=None, **kwargs):
+    def generate(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        generation_config: GenerationConfig | None = None,
+        custom_generate=None,
+        **kwargs,
+    ):
         """Translate a batch of sources in parallel.
 
         Options (per call, else ``generation_config``, else the family's defaults) are listed in
@@ -217,9 +256,14 @@ class NATGenerationMixin(GenerationMixin):
         the same result. ``custom_generate`` goes to transformers' generate.
         """
         if custom_generate is not None:
-            return GenerationMixin.generate(self, input_ids=input_ids, attention_mask=attention_mask,
-                                            generation_config=generation_config,
-                                            custom_generate=custom_generate, **kwargs)
+            return GenerationMixin.generate(
+                self,
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                generation_config=generation_config,
+                custom_generate=custom_generate,
+                **kwargs,
+            )
         if input_ids is None:
             raise ValueError("generate() needs input_ids")
         options = self._nat_options(generation_config, kwargs)
@@ -227,15 +271,18 @@ class NATGenerationMixin(GenerationMixin):
         input_ids, attention_mask = self._check_source(input_ids, attention_mask)
         tokens_per_source = self._nat_candidates_per_source(options) * max(input_ids.shape[1], 1)
         chunk = max(1, _CANDIDATE_TOKENS_PER_PASS // tokens_per_source)
-        outputs = [self._nat_generate_chunk(input_ids[i:i + chunk], attention_mask[i:i + chunk], options)
-                   for i in range(0, max(input_ids.shape[0], 1), chunk)]
+        outputs = [
+            self._nat_generate_chunk(input_ids[i : i + chunk], attention_mask[i : i + chunk], options)
+            for i in range(0, max(input_ids.shape[0], 1), chunk)
+        ]
         output = outputs[0] if len(outputs) == 1 else _concatenate_outputs(outputs, self.config.pad_token_id)
         if not options["return_dict_in_generate"]:
             return output.sequences
         return output if options["output_history"] else replace(output, history=None)
 
-    def _nat_generate_chunk(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                            options: dict) -> "NATGenerateOutput":
+    def _nat_generate_chunk(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, options: dict
+    ) -> "NATGenerateOutput":
         """Decode one chunk of (checked, right-padded) sources: the whole protocol."""
         empty = self._nat_source_is_empty(input_ids, attention_mask)
         if empty.all():  # nothing to translate (also a batch of no rows or of zero length)
@@ -270,18 +317,32 @@ class NATGenerationMixin(GenerationMixin):
 
         if options["rescorer"] is not None:
             candidate_scores = rescore_candidates(
-                options["rescorer"], input_ids, attention_mask, state.tokens, state.source_index,
-                self.config.pad_token_id, self.config.eos_token_id, options["rescore_length_penalty"])
+                options["rescorer"],
+                input_ids,
+                attention_mask,
+                state.tokens,
+                state.source_index,
+                self.config.pad_token_id,
+                self.config.eos_token_id,
+                options["rescore_length_penalty"],
+            )
         else:
             candidate_scores = self._nat_candidate_scores(state)
         best = _best_per_source(candidate_scores, input_ids.shape[0])
-        tokens = _trim_padding(state.tokens[best].masked_fill(empty[:, None], self.config.pad_token_id),
-                               self.config.pad_token_id)
+        tokens = _trim_padding(
+            state.tokens[best].masked_fill(empty[:, None], self.config.pad_token_id), self.config.pad_token_id
+        )
         scores = candidate_scores[best].masked_fill(empty, 0.0)
-        chosen_history = tuple(_trim_padding(h[best].masked_fill(empty[:, None], self.config.pad_token_id),
-                                             self.config.pad_token_id) for h in history)
-        return NATGenerateOutput(sequences=self._nat_append_eos(tokens), sequences_scores=scores,
-                                 iterations=iterations[best].masked_fill(empty, 0), history=chosen_history)
+        chosen_history = tuple(
+            _trim_padding(h[best].masked_fill(empty[:, None], self.config.pad_token_id), self.config.pad_token_id)
+            for h in history
+        )
+        return NATGenerateOutput(
+            sequences=self._nat_append_eos(tokens),
+            sequences_scores=scores,
+            iterations=iterations[best].masked_fill(empty, 0),
+            history=chosen_history,
+        )
 
     def _nat_append_eos(self, tokens: torch.Tensor) -> torch.Tensor:
         """Content tokens (left-aligned, pad after) → content, eos, pad."""
@@ -305,23 +366,29 @@ def _used_width(tokens: torch.Tensor, pad_token_id: int) -> int:
 
 def _trim_padding(tokens: torch.Tensor, pad_token_id: int) -> torch.Tensor:
     """``tokens`` (B, T) without the trailing columns that are padding in every row."""
-    return tokens[:, :_used_width(tokens, pad_token_id)]
+    return tokens[:, : _used_width(tokens, pad_token_id)]
 
 
 def _concatenate_outputs(outputs: list, pad_token_id: int) -> "NATGenerateOutput":
     """One :class:`NATGenerateOutput` from those of consecutive chunks of sources: sequences
     padded to the widest, histories as long as the longest (a chunk that stopped early keeps its
     last tokens, as its rows would have in one batch)."""
+
     def stack(tensors):
         width = max(t.shape[1] for t in tensors)
         return torch.cat([_pad_to(t, width, pad_token_id) for t in tensors])
 
     steps = max(len(o.history) for o in outputs)
-    history = tuple(stack([o.history[min(step, len(o.history) - 1)] if o.history else o.sequences[:, :0]
-                           for o in outputs]) for step in range(steps))
-    return NATGenerateOutput(sequences=stack([o.sequences for o in outputs]),
-                             sequences_scores=torch.cat([o.sequences_scores for o in outputs]),
-                             iterations=torch.cat([o.iterations for o in outputs]), history=history)
+    history = tuple(
+        stack([o.history[min(step, len(o.history) - 1)] if o.history else o.sequences[:, :0] for o in outputs])
+        for step in range(steps)
+    )
+    return NATGenerateOutput(
+        sequences=stack([o.sequences for o in outputs]),
+        sequences_scores=torch.cat([o.sequences_scores for o in outputs]),
+        iterations=torch.cat([o.iterations for o in outputs]),
+        history=history,
+    )
 
 
 def _best_per_source(candidate_scores: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -342,8 +409,9 @@ def mean_token_scores(state: DecoderState, pad_token_id: int) -> torch.Tensor:
     return (state.scores * keep).sum(1) / keep.sum(1).clamp(min=1)
 
 
-def length_beam_state(length_logits: torch.Tensor, beam: int, empty: torch.Tensor, fill_token_id: int,
-                      pad_token_id: int) -> DecoderState:
+def length_beam_state(
+    length_logits: torch.Tensor, beam: int, empty: torch.Tensor, fill_token_id: int, pad_token_id: int
+) -> DecoderState:
     """Candidates of the top-``beam`` predicted lengths of each source, filled with ``fill_token_id``.
 
     Empty sources get length 1 (their output is blanked at the end); sources whose length
@@ -360,8 +428,12 @@ def length_beam_state(length_logits: torch.Tensor, beam: int, empty: torch.Tenso
     tokens = torch.full((lengths.shape[0], width), fill_token_id, device=lengths.device)
     tokens = tokens.masked_fill(positions[None, :] >= lengths[:, None], pad_token_id)
     source_index = torch.arange(empty.shape[0], device=lengths.device).repeat_interleave(beam)
-    return DecoderState(tokens=tokens, scores=torch.zeros(tokens.shape, device=tokens.device),
-                        source_index=source_index, extras={"length_score": length_scores})
+    return DecoderState(
+        tokens=tokens,
+        scores=torch.zeros(tokens.shape, device=tokens.device),
+        source_index=source_index,
+        extras={"length_score": length_scores},
+    )
 
 
 def length_aware_scores(state: DecoderState, pad_token_id: int) -> torch.Tensor:
@@ -378,17 +450,20 @@ def best_content_tokens(logits: torch.Tensor, special_token_ids: list[int]) -> t
     return content_logits.log_softmax(-1).max(-1)
 
 
-_LOGITS_PER_CHUNK = 2 ** 26  # 256 MiB of float32 logits at a time
+_LOGITS_PER_CHUNK = 2**26  # 256 MiB of float32 logits at a time
 
 
-def best_tokens_of_states(hidden: torch.Tensor, output_projection,
-                          special_token_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+def best_tokens_of_states(
+    hidden: torch.Tensor, output_projection, special_token_ids: list[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`best_content_tokens` of ``output_projection(hidden)``, hidden (N, T, D) or (N, D),
     computed in row chunks so that many candidates (e.g. 100 fertility samples per source) never
     hold all their (N, [T,] vocabulary) logits at once."""
     vocab = output_projection.weight.shape[0]
     positions_per_row = hidden[0].numel() // hidden.shape[-1] if hidden.shape[0] else 1
     rows = max(1, _LOGITS_PER_CHUNK // max(positions_per_row * vocab, 1))
-    parts = [best_content_tokens(output_projection(hidden[i:i + rows]), special_token_ids)
-             for i in range(0, max(hidden.shape[0], 1), rows)]  # no rows: one empty part
+    parts = [
+        best_content_tokens(output_projection(hidden[i : i + rows]), special_token_ids)
+        for i in range(0, max(hidden.shape[0], 1), rows)
+    ]  # no rows: one empty part
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])

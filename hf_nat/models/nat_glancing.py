@@ -34,8 +34,13 @@ class GlancingMixin:
         return config.glancing_ratio_start + (config.glancing_ratio_end - config.glancing_ratio_start) * progress
 
     @torch.no_grad()
-    def _glancing_reveal(self, keep: torch.Tensor, errors: torch.Tensor, generator: torch.Generator | None,
-                         allowed: torch.Tensor | None = None) -> torch.Tensor:
+    def _glancing_reveal(
+        self,
+        keep: torch.Tensor,
+        errors: torch.Tensor,
+        generator: torch.Generator | None,
+        allowed: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """(B, T) bool: ``ratio × errors`` random real positions per row (none where ``allowed`` is False)."""
         count = (errors.float() * self.glancing_ratio()).long()
         if allowed is not None:

@@ -12,8 +12,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Attention", "DecoderLayer", "EncoderLayer", "EncoderState", "FeedForward", "LengthPredictor", "NATDecoder",
-           "NATEncoder", "TokenEmbedding", "padding_to_attn_mask", "sinusoidal_positions"]
+__all__ = [
+    "Attention",
+    "DecoderLayer",
+    "EncoderLayer",
+    "EncoderState",
+    "FeedForward",
+    "LengthPredictor",
+    "NATDecoder",
+    "NATEncoder",
+    "TokenEmbedding",
+    "padding_to_attn_mask",
+    "sinusoidal_positions",
+]
 
 _ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "silu": F.silu}
 
@@ -50,16 +61,21 @@ class Attention(nn.Module):
         """Key and value heads of ``memory`` (B, S, D) → two (B, H, S, D/H) tensors."""
         return self._split(self.k_proj(memory)), self._split(self.v_proj(memory))
 
-    def forward(self, query: torch.Tensor, key_mask: torch.Tensor, memory: torch.Tensor | None = None,
-                kv: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        query: torch.Tensor,
+        key_mask: torch.Tensor,
+        memory: torch.Tensor | None = None,
+        kv: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         """Attend from ``query`` (B, T, D) to ``memory`` (self-attention when None) or to
         precomputed ``kv``; ``key_mask`` (B, S) is True on real key positions."""
         if kv is None:
             kv = self.project_kv(query if memory is None else memory)
         q = self._split(self.q_proj(query))
         out = F.scaled_dot_product_attention(
-            q, kv[0], kv[1], attn_mask=padding_to_attn_mask(key_mask),
-            dropout_p=self.dropout if self.training else 0.0)
+            q, kv[0], kv[1], attn_mask=padding_to_attn_mask(key_mask), dropout_p=self.dropout if self.training else 0.0
+        )
         batch, _, length, _ = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(batch, length, -1))
 
@@ -118,7 +134,9 @@ class DecoderLayer(nn.Module):
 def sinusoidal_positions(length: int, dim: int, device=None, dtype=torch.float32) -> torch.Tensor:
     """Fixed sinusoidal position encodings (length, dim): sines in the first half, cosines in the second."""
     half = dim // 2
-    frequencies = torch.exp(torch.arange(half, device=device, dtype=torch.float32) * (-math.log(10000.0) / max(half - 1, 1)))
+    frequencies = torch.exp(
+        torch.arange(half, device=device, dtype=torch.float32) * (-math.log(10000.0) / max(half - 1, 1))
+    )
     angles = torch.arange(length, device=device, dtype=torch.float32)[:, None] * frequencies[None, :]
     table = torch.cat([angles.sin(), angles.cos()], dim=1)
     if dim % 2:
@@ -136,7 +154,7 @@ class TokenEmbedding(nn.Module):
     def __init__(self, config, embed_tokens: nn.Embedding):
         super().__init__()
         self.embed_tokens = embed_tokens
-        self.scale = config.d_model ** 0.5 if config.scale_embedding else 1.0
+        self.scale = config.d_model**0.5 if config.scale_embedding else 1.0
         self.dropout = nn.Dropout(config.dropout)
         self.max_positions = config.max_position_embeddings
 
@@ -151,8 +169,10 @@ class TokenEmbedding(nn.Module):
             inputs_embeds = self.token_embeds(input_ids)
         length = inputs_embeds.shape[1]
         if length > self.max_positions:
-            raise ValueError(f"sequence of {length} tokens is longer than the model's "
-                             f"max_position_embeddings={self.max_positions}; truncate the input")
+            raise ValueError(
+                f"sequence of {length} tokens is longer than the model's "
+                f"max_position_embeddings={self.max_positions}; truncate the input"
+            )
         positions = sinusoidal_positions(length, inputs_embeds.shape[-1], inputs_embeds.device, inputs_embeds.dtype)
         return self.dropout(inputs_embeds + positions)
 
@@ -208,8 +228,13 @@ class NATDecoder(nn.Module):
         """Each layer's cross-attention key/value heads of the encoder output."""
         return tuple(layer.cross_attn.project_kv(memory) for layer in self.layers)
 
-    def forward(self, keep: torch.Tensor, encoder: EncoderState, input_ids: torch.Tensor | None = None,
-                inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        keep: torch.Tensor,
+        encoder: EncoderState,
+        input_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Decoder states (B, T, D) for target ids or embeddings; ``keep`` (B, T) marks real positions."""
         x = self.embed(input_ids, inputs_embeds)
         kvs = encoder.cross_kv if encoder.cross_kv is not None else self.cross_kv(encoder.hidden)

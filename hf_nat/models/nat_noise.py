@@ -23,8 +23,9 @@ def random_positions(keep: torch.Tensor, count: torch.Tensor, noise: torch.Tenso
     return (rank < count[:, None]) & keep
 
 
-def random_subsequence(targets: torch.Tensor, keep: torch.Tensor, generator: torch.Generator | None,
-                       pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def random_subsequence(
+    targets: torch.Tensor, keep: torch.Tensor, generator: torch.Generator | None, pad_token_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A uniformly sized random subsequence of every row of ``targets`` (B, T) (0..n of its n
     ``keep`` tokens kept, in order).
 
@@ -36,8 +37,15 @@ def random_subsequence(targets: torch.Tensor, keep: torch.Tensor, generator: tor
     return left_align(targets, kept, pad_token_id), kept
 
 
-def corrupt_targets(targets: torch.Tensor, keep: torch.Tensor, probability: float, special_token_ids: list[int],
-                    vocab_size: int, pad_token_id: int, generator: torch.Generator | None) -> torch.Tensor:
+def corrupt_targets(
+    targets: torch.Tensor,
+    keep: torch.Tensor,
+    probability: float,
+    special_token_ids: list[int],
+    vocab_size: int,
+    pad_token_id: int,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
     """Denoising noise of Lee et al. (2018) on the content tokens (``keep``, (B, T)) of ``targets``
     (B, T): each token, with ``probability``, is replaced by a random non-special token, repeats
     its left neighbour, or swaps with its right neighbour. Padding is never touched. (B, T)."""

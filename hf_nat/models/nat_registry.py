@@ -40,8 +40,13 @@ def register_family(base_class: type, benchmark_settings: list[dict]):
         known = FAMILIES.get(model_type)
         if known is not None and _qualified_name(known.head_class) != _qualified_name(head_class):
             raise ValueError(f"model_type {model_type!r} is already registered by {_qualified_name(known.head_class)}")
-        FAMILIES[model_type] = Family(model_type=model_type, config_class=head_class.config_class,
-                                      base_class=base_class, head_class=head_class, benchmark_settings=settings)
+        FAMILIES[model_type] = Family(
+            model_type=model_type,
+            config_class=head_class.config_class,
+            base_class=base_class,
+            head_class=head_class,
+            benchmark_settings=settings,
+        )
         return head_class
 
     return register
@@ -52,8 +57,9 @@ def family_of(model_type: str) -> Family:
     try:
         return FAMILIES[model_type]
     except KeyError:
-        raise ValueError(f"unknown hf_nat model_type {model_type!r}; the registered families are "
-                         f"{sorted(FAMILIES)}") from None
+        raise ValueError(
+            f"unknown hf_nat model_type {model_type!r}; the registered families are {sorted(FAMILIES)}"
+        ) from None
 
 
 def _qualified_name(cls: type) -> str:

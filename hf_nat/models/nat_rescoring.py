@@ -13,7 +13,7 @@ from .nat_sequences import distinct_per_source
 
 __all__ = ["check_rescorer", "rescore_candidates", "with_eos"]
 
-_LOGITS_PER_CHUNK = 2 ** 26  # 256 MiB of float32 logits per scoring pass
+_LOGITS_PER_CHUNK = 2**26  # 256 MiB of float32 logits per scoring pass
 
 
 def check_rescorer(rescorer, config) -> None:
@@ -22,16 +22,22 @@ def check_rescorer(rescorer, config) -> None:
     if scorer_config is None or not getattr(scorer_config, "is_encoder_decoder", False):
         raise ValueError(f"rescorer must be a transformers encoder-decoder model, got {type(rescorer).__name__}")
     if getattr(rescorer, "is_nat", False):
-        raise ValueError(f"rescorer must be an autoregressive model (e.g. the distillation teacher); "
-                         f"{type(rescorer).__name__} is a non-autoregressive hf_nat model")
+        raise ValueError(
+            f"rescorer must be an autoregressive model (e.g. the distillation teacher); "
+            f"{type(rescorer).__name__} is a non-autoregressive hf_nat model"
+        )
     for name in ("pad_token_id", "eos_token_id"):
         if getattr(scorer_config, name, None) != getattr(config, name):
-            raise ValueError(f"rescorer must share the model's tokenizer: its {name} is "
-                             f"{getattr(scorer_config, name, None)}, the model's is {getattr(config, name)}")
+            raise ValueError(
+                f"rescorer must share the model's tokenizer: its {name} is "
+                f"{getattr(scorer_config, name, None)}, the model's is {getattr(config, name)}"
+            )
     vocab = rescorer.get_output_embeddings().weight.shape[0]
     if vocab < config.vocab_size:
-        raise ValueError(f"rescorer must share the model's tokenizer: its vocabulary has {vocab} entries, "
-                         f"the model's {config.vocab_size}")
+        raise ValueError(
+            f"rescorer must share the model's tokenizer: its vocabulary has {vocab} entries, "
+            f"the model's {config.vocab_size}"
+        )
     if getattr(scorer_config, "decoder_start_token_id", None) is None:
         raise ValueError("rescorer.config.decoder_start_token_id is not set")
 
@@ -44,9 +50,16 @@ def with_eos(tokens: torch.Tensor, pad_token_id: int, eos_token_id: int) -> torc
 
 
 @torch.inference_mode()
-def rescore_candidates(rescorer, input_ids: torch.Tensor, attention_mask: torch.Tensor, candidates: torch.Tensor,
-                       source_index: torch.Tensor, pad_token_id: int, eos_token_id: int,
-                       length_penalty: float = 1.0) -> torch.Tensor:
+def rescore_candidates(
+    rescorer,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    candidates: torch.Tensor,
+    source_index: torch.Tensor,
+    pad_token_id: int,
+    eos_token_id: int,
+    length_penalty: float = 1.0,
+) -> torch.Tensor:
     """Score each candidate by ``log p_AR(candidate + eos | source) / length ** length_penalty``.
 
     ``input_ids``/``attention_mask`` (B, S) are the sources, ``candidates`` (N, T) content tokens
@@ -73,8 +86,11 @@ def rescore_candidates(rescorer, input_ids: torch.Tensor, attention_mask: torch.
     for start in range(0, labels.shape[0], rows):
         part = slice(start, start + rows)
         encoder_outputs = BaseModelOutput(last_hidden_state=encoded.last_hidden_state.index_select(0, index[part]))
-        logits = rescorer(encoder_outputs=encoder_outputs, attention_mask=source_mask.index_select(0, index[part]),
-                          decoder_input_ids=decoder_input_ids[part]).logits.float()
+        logits = rescorer(
+            encoder_outputs=encoder_outputs,
+            attention_mask=source_mask.index_select(0, index[part]),
+            decoder_input_ids=decoder_input_ids[part],
+        ).logits.float()
         token_logits = logits.gather(-1, labels[part].unsqueeze(-1)).squeeze(-1)
         total[part] = ((token_logits - logits.logsumexp(-1)) * scored[part]).sum(1)
     length = scored.sum(1).clamp(min=1).float()

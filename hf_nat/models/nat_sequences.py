@@ -18,8 +18,9 @@ def left_align(tokens: torch.Tensor, keep: torch.Tensor, pad_token_id: int) -> t
     return out.masked_fill(positions[None, :] >= lengths[:, None], pad_token_id)
 
 
-def distinct_per_source(source_index: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
-                                                                                  torch.Tensor]:
+def distinct_per_source(
+    source_index: torch.Tensor, rows: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Drop repeats of a row within the same source: ``source_index`` (N,), ``rows`` (N, T) →
     (distinct source_index (M,), distinct rows (M, T), inverse (N,)), with ``distinct[inverse]``
     giving back every original row."""

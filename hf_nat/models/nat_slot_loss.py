@@ -9,9 +9,14 @@ __all__ = ["SLOT_WEIGHTINGS", "slot_insertion_loss"]
 SLOT_WEIGHTINGS = ("binary_tree", "uniform")
 
 
-def slot_insertion_loss(log_probs: torch.Tensor, targets: torch.Tensor, target_keep: torch.Tensor,
-                        kept: torch.Tensor, weighting: str = "binary_tree",
-                        temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def slot_insertion_loss(
+    log_probs: torch.Tensor,
+    targets: torch.Tensor,
+    target_keep: torch.Tensor,
+    kept: torch.Tensor,
+    weighting: str = "binary_tree",
+    temperature: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The mean slot loss of a batch, and the (B, S) masks of its complete slots and of its slots.
 
     ``targets`` (B, T) are the target tokens, real where ``target_keep`` (B, T); ``kept`` (B, T)

@@ -60,12 +60,17 @@ class NATTranslationPipeline(Pipeline):
         length = encoded["input_ids"].shape[1]
         if length > limit:
             if not truncation:
-                raise ValueError(f"source has {length} tokens, more than the model's {limit} positions "
-                                 f"(pass truncation=True to cut it)")
+                raise ValueError(
+                    f"source has {length} tokens, more than the model's {limit} positions "
+                    f"(pass truncation=True to cut it)"
+                )
             warnings.warn(f"source of {length} tokens truncated to the model's {limit} positions", stacklevel=2)
             encoded = self.tokenizer(text, return_tensors="pt", truncation=True, max_length=limit)
-        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
-                "source_is_empty": torch.tensor([not text.strip()])}
+        return {
+            "input_ids": encoded["input_ids"],
+            "attention_mask": encoded["attention_mask"],
+            "source_is_empty": torch.tensor([not text.strip()]),
+        }
 
     def _forward(self, model_inputs, **generate_kwargs):
         empty = model_inputs.pop("source_is_empty")

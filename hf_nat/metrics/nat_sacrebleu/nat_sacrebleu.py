@@ -53,14 +53,25 @@ def transpose_references(references: list[list[str]]) -> list[list[str]]:
 
 def _bleu(predictions, references, use_effective_order: bool = False, **kwargs) -> dict[str, Any]:
     result = sacrebleu.BLEU(effective_order=use_effective_order, **kwargs).corpus_score(predictions, references)
-    return {"score": result.score, "counts": result.counts, "totals": result.totals,
-            "precisions": result.precisions, "bp": result.bp, "sys_len": result.sys_len, "ref_len": result.ref_len}
+    return {
+        "score": result.score,
+        "counts": result.counts,
+        "totals": result.totals,
+        "precisions": result.precisions,
+        "bp": result.bp,
+        "sys_len": result.sys_len,
+        "ref_len": result.ref_len,
+    }
 
 
 def _chrf(predictions, references, **kwargs) -> dict[str, Any]:
     result = sacrebleu.CHRF(**kwargs).corpus_score(predictions, references)
-    return {"score": result.score, "char_order": result.char_order, "word_order": result.word_order,
-            "beta": result.beta}
+    return {
+        "score": result.score,
+        "char_order": result.char_order,
+        "word_order": result.word_order,
+        "beta": result.beta,
+    }
 
 
 _SCORERS = {"default": _bleu, "bleu": _bleu, "chrf": _chrf}
@@ -77,10 +88,12 @@ class NatSacrebleu(evaluate.Metric):
             description=_DESCRIPTION,
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({
-                "predictions": datasets.Value("string", id="sequence"),
-                "references": datasets.Sequence(datasets.Value("string", id="sequence"), id="references"),
-            }),
+            features=datasets.Features(
+                {
+                    "predictions": datasets.Value("string", id="sequence"),
+                    "references": datasets.Sequence(datasets.Value("string", id="sequence"), id="references"),
+                }
+            ),
             reference_urls=["https://github.com/mjpost/sacrebleu"],
         )
 
