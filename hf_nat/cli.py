@@ -17,7 +17,7 @@ from typing import Any
 from hf_nat.optional import require
 from hf_nat.run_info import command_line
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "console", "main"]
 
 # What each command imports beyond the core (torch, transformers, tokenizers, safetensors).
 _NEEDS = {
@@ -424,6 +424,13 @@ def _translate(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     decoding = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     return translate_stream(args, decoding)
+
+
+def console() -> int:
+    """The ``hf-nat`` console script: run the command of ``sys.argv``, exit status 0 when it ends
+    (``main`` returns the command's result, which ``sys.exit`` would print as an error)."""
+    main()
+    return 0
 
 
 if __name__ == "__main__":

@@ -86,8 +86,11 @@ def translate_stream(args: argparse.Namespace, decoding: dict[str, Any]) -> int:
     from hf_nat.loading import load_model
     from hf_nat.translate import translate_corpus
 
+    from transformers.utils import logging as transformers_logging
+
     if args.threads:
         torch.set_num_threads(args.threads)
+    transformers_logging.disable_progress_bar()  # standard error stays free for real problems
     lm = load_model(args.model, args.device, args.dtype)
     if args.rescorer:
         decoding["rescorer"] = load_model(args.rescorer, args.device, args.dtype).model

@@ -40,10 +40,11 @@ def cpu_model() -> str:
 
 
 def command_line(argv: Sequence[str] | None = None, program: str | None = None) -> str:
-    """The command as typed: ``program`` (default: this process's) and its arguments."""
+    """The command as typed: ``program`` (default: this process's; "hf-nat train" is two words) and its
+    arguments."""
     if argv is None:
         return shlex.join([os.path.basename(sys.executable), *sys.argv])
-    return shlex.join([program or os.path.basename(sys.argv[0]), *argv])
+    return shlex.join([*(program.split() if program else [os.path.basename(sys.argv[0])]), *argv])
 
 
 def environment(

@@ -5,6 +5,7 @@ import io
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -18,12 +19,22 @@ def saved_toy(toy_dir):
     return toy_dir
 
 
-def test_every_job_is_a_command_of_the_installed_entry_point():
-    executable = shutil.which("hf-nat") or str(__import__("pathlib").Path(sys.executable).with_name("hf-nat"))
+def test_every_job_is_a_command_of_the_installed_entry_point(toy, saved_toy):
+    executable = shutil.which("hf-nat") or str(Path(sys.executable).with_name("hf-nat"))
     out = subprocess.run([executable, "--help"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     for command in ("train", "distill", "align", "benchmark", "sweep", "export", "translate", "finetune", "demo"):
         assert command in out.stdout
+    sentence = toy.test_sentences[0]
+    out = subprocess.run(
+        [executable, "translate", "--model", str(saved_toy)],
+        input=sentence + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    assert out.stdout == decode(toy.model, toy.tokenizer, [sentence])[0] + "\n"
 
 
 def test_translate_reads_lines_and_writes_the_models_translations_in_order(toy, saved_toy, tmp_path):
