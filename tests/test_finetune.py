@@ -37,52 +37,31 @@ def save_toy_checkpoint(folder) -> None:
     tokenizer.save_pretrained(folder)
 
 
+def run_finetune(tmp_path, *options: str) -> dict:
+    """`hf-nat finetune` of ``tmp_path/base`` on the xx→yy corpus ``tmp_path/corpus`` into ``tmp_path/ft``,
+    on the CPU without reporting, with ``options`` added."""
+    folders = [
+        "--model",
+        str(tmp_path / "base"),
+        "--data",
+        str(tmp_path / "corpus"),
+        "--output_dir",
+        str(tmp_path / "ft"),
+    ]
+    return cli.main(["finetune", *folders, *"--src xx --tgt yy --use_cpu --report_to none".split(), *options])
+
+
 def test_finetune_lowers_loss_and_saves_a_loadable_model(tmp_path, one_thread):
     save_toy_checkpoint(tmp_path / "base")
     write_corpus(tmp_path / "corpus", {"train": toy_sentences(512, seed=1), "val": toy_sentences(16, seed=2)})
     out = tmp_path / "ft"
-    summary = cli.main(
-        [
-            "finetune",
-            "--model",
-            str(tmp_path / "base"),
-            "--data",
-            str(tmp_path / "corpus"),
-            "--src",
-            "xx",
-            "--tgt",
-            "yy",
-            "--output_dir",
-            str(out),
-            "--max_steps",
-            "200",
-            "--learning_rate",
-            "3e-3",
-            "--lr_scheduler_type",
-            "constant",
-            "--per_device_train_batch_size",
-            "32",
-            "--logging_steps",
-            "20",
-            "--save_strategy",
-            "no",
-            "--eval_strategy",
-            "steps",
-            "--eval_steps",
-            "100",
-            "--report_to",
-            "none",
-            "--use_cpu",
-            "--seed",
-            "0",
-            "--disable_tqdm",
-            "true",
-            "--dataloader_pin_memory",
-            "false",
-            "--eval_generate_kwargs",
-            '{"max_iterations": 2, "length_beam": 2}',
-        ]
+    options = (
+        "--max_steps 200 --learning_rate 3e-3 --lr_scheduler_type constant --per_device_train_batch_size 32 "
+        "--logging_steps 20 --save_strategy no --eval_strategy steps --eval_steps 100 --seed 0 --disable_tqdm true "
+        "--dataloader_pin_memory false"
     )
+    generate = '{"max_iterations": 2, "length_beam": 2}'
+    summary = run_finetune(tmp_path, *options.split(), "--eval_generate_kwargs", generate)
 
     losses = [entry["loss"] for entry in summary["losses"]]
     assert summary["global_step"] == 200 and len(losses) == 10
@@ -118,27 +97,7 @@ def test_nat_models_refuse_predict_with_generate(tmp_path, one_thread):
     save_toy_checkpoint(tmp_path / "base")
     write_corpus(tmp_path / "corpus", {"train": toy_sentences(8, seed=1)})
     with pytest.raises(ValueError, match="predict_with_generate"):
-        cli.main(
-            [
-                "finetune",
-                "--model",
-                str(tmp_path / "base"),
-                "--data",
-                str(tmp_path / "corpus"),
-                "--src",
-                "xx",
-                "--tgt",
-                "yy",
-                "--valid_split",
-                "",
-                "--output_dir",
-                str(tmp_path / "ft"),
-                "--predict_with_generate",
-                "--use_cpu",
-                "--report_to",
-                "none",
-            ]
-        )
+        run_finetune(tmp_path, "--valid_split", "", "--predict_with_generate")
 
 
 def test_finetune_filters_and_truncates_by_the_models_source_limit(tmp_path, one_thread, caplog):
@@ -155,33 +114,10 @@ def test_finetune_filters_and_truncates_by_the_models_source_limit(tmp_path, one
         tmp_path / "corpus", {"train": toy_sentences(24, seed=1) + [long] * 8, "val": toy_sentences(3, seed=2) + [long]}
     )
     with caplog.at_level(logging.WARNING, logger="hf_nat.data.preprocess"):
-        summary = cli.main(
-            [
-                "finetune",
-                "--model",
-                str(tmp_path / "base"),
-                "--data",
-                str(tmp_path / "corpus"),
-                "--src",
-                "xx",
-                "--tgt",
-                "yy",
-                "--output_dir",
-                str(tmp_path / "ft"),
-                "--max_steps",
-                "2",
-                "--per_device_train_batch_size",
-                "32",
-                "--save_strategy",
-                "no",
-                "--report_to",
-                "none",
-                "--use_cpu",
-                "--disable_tqdm",
-                "true",
-                "--dataloader_pin_memory",
-                "false",
-            ]
+        summary = run_finetune(
+            tmp_path,
+            *"--max_steps 2 --per_device_train_batch_size 32 --save_strategy no --disable_tqdm true".split(),
+            *"--dataloader_pin_memory false".split(),
         )
     assert summary["global_step"] == 2 and set(summary["validation"]) == {"bleu", "chrf"}
     dropped = [r.getMessage() for r in caplog.records if "Dropped" in r.getMessage()]
