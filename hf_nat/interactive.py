@@ -82,11 +82,10 @@ def _open(path: str, mode: str, standard: TextIO):
 def translate_stream(args: argparse.Namespace, decoding: dict[str, Any]) -> int:
     """Translate every line of ``args.input`` into ``args.output``; returns the number of lines."""
     import torch
+    from transformers.utils import logging as transformers_logging
 
     from hf_nat.loading import load_model
     from hf_nat.translate import translate_corpus
-
-    from transformers.utils import logging as transformers_logging
 
     if args.threads:
         torch.set_num_threads(args.threads)
