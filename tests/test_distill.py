@@ -32,31 +32,18 @@ def setup(tmp_path_factory):
     return root, corpus, teacher, tokenizer
 
 
+def distill_args(root, corpus, out, *extra: str) -> list[str]:
+    """`hf-nat distill`'s options for the toy teacher and corpus into ``out`` (3 beams, chunks of 8)."""
+    folders = ["--teacher", str(root / "teacher"), "--data", str(corpus), "--output_dir", str(out)]
+    return [
+        *folders,
+        *"--src xx --tgt yy --num_beams 3 --chunk_size 8 --max_length_a 0 --max_length_b 6".split(),
+        *extra,
+    ]
+
+
 def run(root, corpus, out, *extra):
-    return cli.main(
-        [
-            "distill",
-            "--teacher",
-            str(root / "teacher"),
-            "--data",
-            str(corpus),
-            "--src",
-            "xx",
-            "--tgt",
-            "yy",
-            "--output_dir",
-            str(out),
-            "--num_beams",
-            "3",
-            "--chunk_size",
-            "8",
-            "--max_length_a",
-            "0",
-            "--max_length_b",
-            "6",
-            *extra,
-        ]
-    )
+    return cli.main(["distill", *distill_args(root, corpus, out, *extra)])
 
 
 def test_distilled_corpus_is_complete_in_order_and_matches_the_teacher(setup, tmp_path):
@@ -116,28 +103,7 @@ def test_two_processes_give_the_same_corpus_as_one(setup, tmp_path):
     root, corpus, _, _ = setup
     run(root, corpus, tmp_path / "one")
     launch_two_processes(
-        [
-            str(REPO / "training" / "distill.py"),
-            "--teacher",
-            str(root / "teacher"),
-            "--data",
-            str(corpus),
-            "--src",
-            "xx",
-            "--tgt",
-            "yy",
-            "--output_dir",
-            str(tmp_path / "two"),
-            "--num_beams",
-            "3",
-            "--chunk_size",
-            "8",
-            "--max_length_a",
-            "0",
-            "--max_length_b",
-            "6",
-        ],
-        tmp_path,
+        [str(REPO / "training" / "distill.py"), *distill_args(root, corpus, tmp_path / "two")], tmp_path
     )
     summary = json.loads((tmp_path / "two" / "distill_summary.json").read_text())
     assert summary["processes"] == 2 and summary["sentences_translated_this_run"] == 37

@@ -12,9 +12,9 @@ from torch import nn
 
 from .configuration_insertion import InsertionTransformerConfig
 from .modeling_nat import NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput
-from .nat_edit_mixin import BoundedEditsMixin
+from .nat_edit_mixin import EDIT_DECODING_DEFAULTS, EDIT_OPTION_BOUNDS, BoundedEditsMixin
 from .nat_edits import bounded_scores, cap_insertions, insert_into_slots, length_caps, slot_states
-from .nat_generation import ITERATION_BOUNDS, POSITIVE, DecoderState, NATGenerationMixin, OptionBounds
+from .nat_generation import DecoderState, NATGenerationMixin
 from .nat_layers import EncoderState
 from .nat_noise import random_subsequence
 from .nat_registry import register_family
@@ -53,17 +53,8 @@ class InsertionTransformerForConditionalGeneration(
     """
 
     _tied_weights_keys = {"lm_head.weight": "model.shared.weight"}
-    nat_generation_defaults = {
-        "max_iterations": 10,
-        "adaptive": True,
-        "insertion_penalty": 0.0,
-        "max_length_ratio": 2.0,
-    }
-    nat_option_bounds = {
-        "max_iterations": ITERATION_BOUNDS,
-        "insertion_penalty": OptionBounds(),
-        "max_length_ratio": POSITIVE,
-    }
+    nat_generation_defaults = EDIT_DECODING_DEFAULTS
+    nat_option_bounds = EDIT_OPTION_BOUNDS
 
     def __init__(self, config: InsertionTransformerConfig):
         super().__init__(config)

@@ -17,14 +17,11 @@ from torch import nn
 from .configuration_levenshtein import LevenshteinConfig
 from .levenshtein_oracle import edit_oracle
 from .modeling_nat import NATModel, NATPreTrainedModel, NATSeq2SeqLMOutput
-from .nat_edit_mixin import BoundedEditsMixin
+from .nat_edit_mixin import EDIT_DECODING_DEFAULTS, EDIT_OPTION_BOUNDS, BoundedEditsMixin
 from .nat_edits import bounded_scores, cap_insertions, delete_positions, insert_into_slots, length_caps, slot_states
 from .nat_generation import (
-    ITERATION_BOUNDS,
-    POSITIVE,
     DecoderState,
     NATGenerationMixin,
-    OptionBounds,
     best_content_tokens,
     best_tokens_of_states,
 )
@@ -65,17 +62,8 @@ class LevenshteinTransformerForConditionalGeneration(LevenshteinPreTrainedModel,
         "lm_head.weight": "model.shared.weight",
         "insertion_decoder.embed.embed_tokens.weight": "model.shared.weight",
     }
-    nat_generation_defaults = {
-        "max_iterations": 10,
-        "adaptive": True,
-        "insertion_penalty": 0.0,
-        "max_length_ratio": 2.0,
-    }
-    nat_option_bounds = {
-        "max_iterations": ITERATION_BOUNDS,
-        "insertion_penalty": OptionBounds(),
-        "max_length_ratio": POSITIVE,
-    }
+    nat_generation_defaults = EDIT_DECODING_DEFAULTS
+    nat_option_bounds = EDIT_OPTION_BOUNDS
     nat_call_options = {"decoder_input_ids": None}
 
     def __init__(self, config: LevenshteinConfig):

@@ -6,11 +6,22 @@ import torch
 
 from .modeling_nat import compact_targets
 from .nat_edits import add_boundaries, content_mask, remove_boundaries
-from .nat_generation import DecoderState, mean_token_scores
+from .nat_generation import ITERATION_BOUNDS, POSITIVE, DecoderState, OptionBounds, mean_token_scores
 from .nat_layers import EncoderState
 from .nat_sequences import left_align
 
 __all__ = ["BoundedEditsMixin"]
+
+
+# The decoding options of the families that insert into slots round by round (Levenshtein and
+# Insertion Transformer): rounds, stop once unchanged, the penalty subtracted from the log-probability
+# of inserting nothing (> 0 gives longer outputs) and the length cap (⌊ratio · source length⌋ + 5).
+EDIT_DECODING_DEFAULTS = {"max_iterations": 10, "adaptive": True, "insertion_penalty": 0.0, "max_length_ratio": 2.0}
+EDIT_OPTION_BOUNDS = {
+    "max_iterations": ITERATION_BOUNDS,
+    "insertion_penalty": OptionBounds(),
+    "max_length_ratio": POSITIVE,
+}
 
 
 class BoundedEditsMixin:
