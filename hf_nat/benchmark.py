@@ -1,8 +1,11 @@
 """Quality/speed benchmark of translation models: NAT models against an AR baseline, in one run.
 
-Every model folder is decoded under a list of decoding settings on one test split; the AR
-baseline is decoded in the same run, so latency and throughput are reported as ratios against AR
-greedy decoding measured on the same machine, threads and dtype. A NAT model's settings default to
+Every model folder is decoded under a list of decoding settings on one test split, by each of the
+requested engines (:mod:`hf_nat.engines`: PyTorch fp32 or bf16 autocast, ONNX Runtime fp32 or
+int8 for NAT models, CTranslate2 fp32 or int8 for the AR baseline); the AR baseline is decoded in
+the same run, so latency and throughput are reported as ratios against its greedy decoding in
+transformers and, when measured, in CTranslate2 int8 (what a practitioner deploys), on the same
+machine and threads. A NAT model's settings default to
 what its family declares (``Family.benchmark_settings``). A NAT setting may hold
 ``"rescore": true``: its candidates are then ranked by the baseline's teacher-forced
 log-likelihood (``generate(..., rescorer=baseline)``), and the rescoring cost is part of the time.
@@ -24,13 +27,14 @@ import numpy as np
 import torch
 
 from hf_nat.data import load_parallel_corpus
+from hf_nat.engines import engine_context, engines_for, load_engine
 from hf_nat.loading import LoadedModel, load_model
 from hf_nat.metrics import corpus_scores
 from hf_nat.metrics.output_stats import count_tokens, leftover_special_ids, repetition_rate
 from hf_nat.models.nat_registry import family_of
 from hf_nat.reports import write_results
 from hf_nat.results import Row
-from hf_nat.run_info import environment
+from hf_nat.run_info import environment, native_bf16
 from hf_nat.translate import AR_LENGTH, measure_latency, translate_corpus
 
 __all__ = [
@@ -119,6 +123,7 @@ def _nat_settings(lm: LoadedModel, settings: Sequence[dict] | Mapping[str, Seque
 
 def measure_setting(
     lm: LoadedModel,
+    engine: str,
     options: dict,
     setting: dict,
     sources: list[str],
@@ -128,14 +133,19 @@ def measure_setting(
     batch_size: int,
     warmup: int,
     ar_length: tuple[float, int],
+    device: str = "cpu",
 ) -> Row:
-    """Decode the split under one setting (latency at batch 1 first: its warm-up also warms the
-    batched run), score it, write its hypotheses file and return its row."""
+    """Decode the split under one setting with one engine (latency at batch 1 first: its warm-up
+    also warms the batched run), score it, write its hypotheses file and return its row."""
     label = setting_label(setting, lm.is_nat)
-    latency = measure_latency(lm.model, lm.tokenizer, latency_sources, options, warmup, ar_length)
-    decoded = translate_corpus(lm.model, lm.tokenizer, sources, options, batch_size=batch_size, ar_length=ar_length)
+    with engine_context(engine, device):
+        latency = measure_latency(lm.model, lm.tokenizer, latency_sources, options, warmup, ar_length)
+        decoded = translate_corpus(
+            lm.model, lm.tokenizer, sources, options, batch_size=batch_size, ar_length=ar_length
+        )
     scores = corpus_scores(decoded.hypotheses, references)
-    hyps_file = f"hyps_{_slug(lm.name + '_' + label)}.txt"
+    suffix = "" if engine == "pytorch" else "_" + engine
+    hyps_file = f"hyps_{_slug(lm.name + '_' + label + suffix)}.txt"
     with open(os.path.join(output_dir, hyps_file), "w", encoding="utf-8") as f:
         f.writelines(h.replace("\n", " ") + "\n" for h in decoded.hypotheses)
     special = {int(i) for i in lm.tokenizer.all_special_ids}
@@ -144,6 +154,7 @@ def measure_setting(
         model_path=lm.path,
         model_fingerprint=lm.fingerprint,
         kind="nat" if lm.is_nat else "ar",
+        engine=engine,
         setting=dict(setting),
         label=label,
         n_sentences=len(references),
@@ -182,9 +193,14 @@ def run_benchmark(
     max_new_tokens: int | None = None,
     command: str | None = None,
     loader: Callable[[str, str, str], LoadedModel] = load_model,
+    engines: Sequence[str] = ("pytorch",),
 ) -> dict[str, Any]:
     """Benchmark ``baseline`` (AR) and ``models`` on one split; write and return the results.
 
+    Each model runs under every engine of ``engines`` that takes its kind (see
+    :func:`hf_nat.engines.engines_for`); the PyTorch engine always runs the baseline's greedy
+    decoding, the reference of the ``speedup`` and ``throughput_ratio`` ratios, and the
+    ``ct2_*`` ratios refer to the baseline's CTranslate2 int8 greedy decoding when measured.
     NAT models run ``settings`` (a list for all, or a mapping from model names or family names to
     lists; by default their family's benchmark settings); AR models every dict of ``ar_settings``,
     and the baseline always runs greedy, the reference of every speed ratio. ``max_new_tokens``
@@ -211,30 +227,48 @@ def run_benchmark(
         if i == 0:
             rescorer = lm.model
         model_settings = _nat_settings(lm, settings) if lm.is_nat else (baseline_ar if i == 0 else ar_list)
-        for setting in model_settings:
-            print(f"[benchmark] {name} | {setting_label(setting, lm.is_nat)}", file=sys.stderr, flush=True)
-            options = resolve_setting(setting, rescorer) if lm.is_nat else setting
-            rows.append(
-                measure_setting(
-                    lm,
-                    options,
-                    setting,
-                    sources,
-                    references,
-                    latency_sources,
-                    output_dir,
-                    batch_size,
-                    warmup,
-                    ar_length,
+        model_engines = engines_for(lm.is_nat, engines)
+        if "pytorch" not in model_engines and i == 0:
+            model_engines = ["pytorch", *model_engines]  # the reference of every ratio
+        for engine in model_engines:
+            run = load_engine(lm, engine, threads, device)
+            for setting in model_settings:
+                label = setting_label(setting, lm.is_nat)
+                print(f"[benchmark] {name} | {engine} | {label}", file=sys.stderr, flush=True)
+                options = resolve_setting(setting, rescorer) if lm.is_nat else setting
+                rows.append(
+                    measure_setting(
+                        run,
+                        engine,
+                        options,
+                        setting,
+                        sources,
+                        references,
+                        latency_sources,
+                        output_dir,
+                        batch_size,
+                        warmup,
+                        ar_length,
+                        device,
+                    )
                 )
-            )
+            if run is not lm:
+                run.model = None
         if lm.model is not rescorer:
             _free(lm)
 
-    reference = next(r for r in rows if r.model_path == baseline and r.setting == AR_GREEDY)
+    def baseline_row(engine: str) -> Row | None:
+        return next(
+            (r for r in rows if r.model_path == baseline and r.setting == AR_GREEDY and r.engine == engine), None
+        )
+
+    reference, ct2 = baseline_row("pytorch"), baseline_row("ctranslate2-int8")
     for r in rows:
         r.speedup = reference.latency_ms_median / r.latency_ms_median
         r.throughput_ratio = r.sents_per_s / reference.sents_per_s
+        if ct2 is not None:
+            r.ct2_speedup = ct2.latency_ms_median / r.latency_ms_median
+            r.ct2_throughput_ratio = r.sents_per_s / ct2.sents_per_s
     results = {
         "metadata": {
             **environment(device, dtype, threads, command),
@@ -249,6 +283,9 @@ def run_benchmark(
             "max_new_tokens": max_new_tokens if max_new_tokens is not None else "2*src_len+10",
             "baseline": baseline,
             "baseline_setting": reference.label,
+            "engines": list(engines),
+            "ct2_reference": None if ct2 is None else f"{ct2.model} ctranslate2-int8 {ct2.label}",
+            "cpu_native_bf16": native_bf16(),
         },
         "rows": [asdict(r) for r in rows],
     }

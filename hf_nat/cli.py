@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from hf_nat.engines import ENGINES
 from hf_nat.optional import require
 from hf_nat.run_info import command_line
 
@@ -30,6 +31,7 @@ _NEEDS = {
     "finetune": ("accelerate", "datasets", "evaluate", "sacrebleu"),
     "demo": ("accelerate", "datasets", "evaluate", "sacrebleu", "tqdm", "eflomal"),
     "translate": (),
+    "export-onnx": ("onnx", "onnxruntime"),
 }
 
 
@@ -191,6 +193,15 @@ def _benchmark_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latency_sentences", type=int, default=200)
     p.add_argument("--warmup", type=int, default=5, help="untimed sentences before latency timing")
     p.add_argument("--max_new_tokens", type=int, default=None, help="AR length cap (default 2 * source length + 10)")
+    p.add_argument(
+        "--engines",
+        nargs="+",
+        choices=sorted(ENGINES),
+        default=["pytorch", "ctranslate2", "ctranslate2-int8"],
+        help="engines each model runs under, where they apply: pytorch and pytorch-bf16 (autocast) any model, "
+        "onnxruntime[-int8] NAT models (exported beside the weights when missing), ctranslate2[-int8] the "
+        "Marian baseline (converted into BASELINE/ctranslate2); default: %(default)s",
+    )
 
 
 def _sweep_options(p: argparse.ArgumentParser) -> None:
@@ -339,6 +350,24 @@ def _run_export(args, argv):
     return folder
 
 
+def _export_onnx_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="NAT model folder (save_pretrained); the ONNX files go beside its weights")
+    p.add_argument("--no_quantize", action="store_true", help="skip the int8 (dynamic quantisation) files")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: hf_nat.runtime.onnx.OPSET)")
+
+
+def _run_export_onnx(args, argv) -> dict:
+    from hf_nat.runtime.onnx import OPSET, export_onnx
+
+    try:
+        manifest = export_onnx(args.model, quantize=not args.no_quantize, opset=args.opset or OPSET)
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from error
+    files = [name for part in manifest["parts"] for name in part["files"].values()]
+    print(f"exported {len(manifest['parts'])} parts of {args.model} to ONNX ({len(files)} files, opset {manifest['opset']})")
+    return manifest
+
+
 def _run_demo(args, argv) -> dict:
     from hf_nat.demo import run_demo
 
@@ -352,6 +381,11 @@ _COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "benchmark": (_benchmark_options, _run_benchmark, "BLEU and speed of NAT models against an AR baseline"),
     "sweep": (_sweep_options, _run_sweep, "BLEU on a validation split for each value of one decoding option"),
     "export": (_export_options, _run_export, "a self-contained Hub folder with a model card (and push it)"),
+    "export-onnx": (
+        _export_onnx_options,
+        _run_export_onnx,
+        "ONNX files (fp32 and int8) of a NAT model beside its weights, for ORTNATModelForSeq2SeqLM",
+    ),
     "translate": (
         _translate_options,
         None,

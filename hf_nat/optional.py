@@ -18,6 +18,9 @@ EXTRAS = {
     "jinja2": "export",
     "eflomal": "align",
     "matplotlib": "plot",
+    "onnx": "deploy",
+    "onnxruntime": "deploy",
+    "ctranslate2": "deploy",
 }
 
 

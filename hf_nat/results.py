@@ -34,6 +34,10 @@ class Row:
     leftover_special_tokens: int = 0
     speedup: float = float("nan")
     throughput_ratio: float = float("nan")
+    engine: str = "pytorch"
+    # Ratios to the baseline's CTranslate2 int8 greedy decoding; None when the run did not measure it.
+    ct2_speedup: float | None = None
+    ct2_throughput_ratio: float | None = None
     hyps_file: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -219,7 +219,7 @@ def test_run_benchmark(tiny_setup: dict[str, str]) -> None:
         assert f.read().splitlines() == SENTENCES[:8]
 
     md = open(os.path.join(out, "results.md"), encoding="utf-8").read()
-    assert "| tiny-marian | greedy |" in md and "| copy-nat | T=4 lb=3 |" in md
+    assert "| tiny-marian | pytorch | greedy |" in md and "| copy-nat | pytorch | T=4 lb=3 |" in md
 
     # Each row names the folder it measured and that folder's fingerprint; the stand-in has no folder.
     fingerprint = model_fingerprint(tiny_setup["model"])
@@ -294,6 +294,50 @@ def test_a_nat_model_runs_its_familys_declared_settings_by_default(tiny_setup: d
     )
     declared = list(hf_nat.FAMILIES["ctc_nat"].benchmark_settings)
     assert [r["setting"] for r in results["rows"] if r["kind"] == "nat"] == declared
+
+
+def test_the_baseline_also_runs_on_ctranslate2_and_every_row_gets_ratios_to_its_int8_greedy(
+    tiny_setup: dict[str, str], tmp_path
+) -> None:
+    results = bench.run_benchmark(
+        models=[],
+        baseline=tiny_setup["model"],
+        data_dir=tiny_setup["data"],
+        src="xx",
+        tgt="yy",
+        split="test",
+        output_dir=str(tmp_path),
+        batch_size=4,
+        max_sentences=6,
+        latency_sentences=2,
+        warmup=1,
+        engines=["ctranslate2-int8", "ctranslate2"],
+    )
+    rows = results["rows"]
+    assert [(r["engine"], r["label"]) for r in rows] == [
+        ("pytorch", "greedy"),
+        ("pytorch", "beam5"),
+        ("ctranslate2-int8", "greedy"),
+        ("ctranslate2-int8", "beam5"),
+        ("ctranslate2", "greedy"),
+        ("ctranslate2", "beam5"),
+    ]
+    assert rows[2]["ct2_speedup"] == 1.0 and rows[2]["ct2_throughput_ratio"] == 1.0
+    assert all(r["ct2_speedup"] > 0 and r["speedup"] > 0 for r in rows)
+    # fp32 CTranslate2 decodes what transformers decodes (the converter keeps pad at id 0).
+    for label in ("greedy", "beam5"):
+        torch_file, ct2_file = (
+            next(r["hyps_file"] for r in rows if r["label"] == label and r["engine"] == e)
+            for e in ("pytorch", "ctranslate2")
+        )
+        assert open(tmp_path / torch_file).read() == open(tmp_path / ct2_file).read()
+    assert "ctranslate2-int8 greedy" in results["metadata"]["ct2_reference"]
+    assert "| tiny-marian | ctranslate2-int8 | greedy |" in open(tmp_path / "results.md").read()
+    with pytest.raises(ValueError, match="unknown engine"):
+        bench.run_benchmark(
+            models=[], baseline=tiny_setup["model"], data_dir=tiny_setup["data"], src="xx", tgt="yy",
+            split="test", output_dir=str(tmp_path / "x"), engines=["tensorrt"],
+        )
 
 
 def test_rows_read_back_from_results_json_keep_their_fields_and_refuse_unknown_ones() -> None:
