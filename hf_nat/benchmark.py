@@ -140,9 +140,7 @@ def measure_setting(
     label = setting_label(setting, lm.is_nat)
     with engine_context(engine, device):
         latency = measure_latency(lm.model, lm.tokenizer, latency_sources, options, warmup, ar_length)
-        decoded = translate_corpus(
-            lm.model, lm.tokenizer, sources, options, batch_size=batch_size, ar_length=ar_length
-        )
+        decoded = translate_corpus(lm.model, lm.tokenizer, sources, options, batch_size=batch_size, ar_length=ar_length)
     scores = corpus_scores(decoded.hypotheses, references)
     suffix = "" if engine == "pytorch" else "_" + engine
     hyps_file = f"hyps_{_slug(lm.name + '_' + label + suffix)}.txt"

@@ -351,7 +351,9 @@ def _run_export(args, argv):
 
 
 def _export_onnx_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="NAT model folder (save_pretrained); the ONNX files go beside its weights")
+    p.add_argument(
+        "--model", required=True, help="NAT model folder (save_pretrained); the ONNX files go beside its weights"
+    )
     p.add_argument("--no_quantize", action="store_true", help="skip the int8 (dynamic quantisation) files")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: hf_nat.runtime.onnx.OPSET)")
 
@@ -364,7 +366,10 @@ def _run_export_onnx(args, argv) -> dict:
     except (OSError, ValueError) as error:
         raise SystemExit(f"error: {error}") from error
     files = [name for part in manifest["parts"] for name in part["files"].values()]
-    print(f"exported {len(manifest['parts'])} parts of {args.model} to ONNX ({len(files)} files, opset {manifest['opset']})")
+    print(
+        f"exported {len(manifest['parts'])} parts of {args.model} to ONNX "
+        f"({len(files)} files, opset {manifest['opset']})"
+    )
     return manifest
 
 

@@ -88,13 +88,18 @@ def plot_bleu_vs_speedup(results: dict[str, Any], path: str) -> None:
     for k, (model, engine) in enumerate(groups):
         group = [r for r in rows if (r["model"], r.get("engine", "pytorch")) == (model, engine)]
         ax.scatter(
-            [r[key] for r in group], [r["bleu"] for r in group], marker=markers[k % len(markers)], label=f"{model} ({engine})"
+            [r[key] for r in group],
+            [r["bleu"] for r in group],
+            marker=markers[k % len(markers)],
+            label=f"{model} ({engine})",
         )
         for r in group:
             ax.annotate(r["label"], (r[key], r["bleu"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
     points = [(r[key], r["bleu"]) for r in rows]
     front = pareto_front(points)
-    ax.plot([points[i][0] for i in front], [points[i][1] for i in front], color="black", lw=1, ls=":", label="Pareto front")
+    ax.plot(
+        [points[i][0] for i in front], [points[i][1] for i in front], color="black", lw=1, ls=":", label="Pareto front"
+    )
     ax.axvline(1.0, color="grey", lw=0.8, ls="--")
     ax.set_xscale("log")
     m = results["metadata"]

@@ -335,8 +335,14 @@ def test_the_baseline_also_runs_on_ctranslate2_and_every_row_gets_ratios_to_its_
     assert "| tiny-marian | ctranslate2-int8 | greedy |" in open(tmp_path / "results.md").read()
     with pytest.raises(ValueError, match="unknown engine"):
         bench.run_benchmark(
-            models=[], baseline=tiny_setup["model"], data_dir=tiny_setup["data"], src="xx", tgt="yy",
-            split="test", output_dir=str(tmp_path / "x"), engines=["tensorrt"],
+            models=[],
+            baseline=tiny_setup["model"],
+            data_dir=tiny_setup["data"],
+            src="xx",
+            tgt="yy",
+            split="test",
+            output_dir=str(tmp_path / "x"),
+            engines=["tensorrt"],
         )
 
 

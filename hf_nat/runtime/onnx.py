@@ -18,8 +18,11 @@ carries the fingerprint of the weights it was exported from, checked on load.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,7 +103,9 @@ class _DecoderGraph(nn.Module):
 
     def forward(self, inputs_embeds, keep, memory_keep, *kv):
         kvs = tuple(zip(kv[0::2], kv[1::2]))
-        return self.decoder(keep, EncoderState(hidden=None, keep=memory_keep, cross_kv=kvs), inputs_embeds=inputs_embeds)
+        return self.decoder(
+            keep, EncoderState(hidden=None, keep=memory_keep, cross_kv=kvs), inputs_embeds=inputs_embeds
+        )
 
 
 def _graph_and_inputs(model: nn.Module, part: OnnxPart):
@@ -133,6 +138,49 @@ def _graph_and_inputs(model: nn.Module, part: OnnxPart):
     return _DecoderGraph(module), inputs, names, ["states"], axes
 
 
+@contextlib.contextmanager
+def _quiet_export():
+    """Silence the tracer's warnings about Python values it records as constants (shape checks the
+    stand-ins repeat) and the quantiser's advice to pre-process, which these graphs do not need."""
+    root = logging.getLogger()
+    level = root.level
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        root.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            root.setLevel(level)
+
+
+def _export_part(model, part: OnnxPart, folder: Path, fingerprint: str, opset: int, quantize: bool) -> None:
+    """Write ``part``'s fp32 ONNX file, stamped with ``fingerprint``, and with ``quantize`` its int8 twin."""
+    onnx = require("onnx", "exporting a model to ONNX")
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    graph, inputs, input_names, output_names, axes = _graph_and_inputs(model, part)
+    fp32 = folder / part.file_name("fp32")
+    with torch.no_grad():
+        torch.onnx.export(
+            graph,
+            inputs,
+            str(fp32),
+            input_names=input_names,
+            output_names=output_names,
+            dynamic_axes=axes,
+            opset_version=opset,
+            dynamo=False,
+        )
+    proto = onnx.load(str(fp32))
+    for key, value in ((_FINGERPRINT_KEY, fingerprint), (_PART_KEY, f"{part.kind}:{part.path}")):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(fp32))
+    if quantize:
+        int8 = folder / part.file_name("int8")
+        quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
+
+
 def export_onnx(model_dir: str | os.PathLike, quantize: bool = True, opset: int = OPSET) -> dict:
     """Export the NAT model saved in ``model_dir`` to ONNX beside its weights; return the manifest.
 
@@ -143,7 +191,6 @@ def export_onnx(model_dir: str | os.PathLike, quantize: bool = True, opset: int 
     """
     onnx = require("onnx", "exporting a model to ONNX")
     ort = require("onnxruntime", "exporting a model to ONNX")
-    from onnxruntime.quantization import QuantType, quantize_dynamic
     from transformers import AutoModelForSeq2SeqLM
 
     import hf_nat  # noqa: F401  (registers the families)
@@ -152,33 +199,13 @@ def export_onnx(model_dir: str | os.PathLike, quantize: bool = True, opset: int 
     fingerprint = model_fingerprint(folder)
     model = AutoModelForSeq2SeqLM.from_pretrained(folder).float().eval()
     if not getattr(model, "is_nat", False):
-        raise ValueError(f"{folder} holds a {type(model).__name__}, not an hf_nat model; export AR models to CTranslate2")
+        raise ValueError(
+            f"{folder} holds a {type(model).__name__}, not an hf_nat model; export AR models to CTranslate2"
+        )
     parts = onnx_parts(model)
-    files = {}
-    for part in parts:
-        graph, inputs, input_names, output_names, axes = _graph_and_inputs(model, part)
-        fp32 = folder / part.file_name("fp32")
-        with torch.no_grad():
-            torch.onnx.export(
-                graph,
-                inputs,
-                str(fp32),
-                input_names=input_names,
-                output_names=output_names,
-                dynamic_axes=axes,
-                opset_version=opset,
-                dynamo=False,
-            )
-        proto = onnx.load(str(fp32))
-        for key, value in ((_FINGERPRINT_KEY, fingerprint), (_PART_KEY, f"{part.kind}:{part.path}")):
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = key, value
-        onnx.save(proto, str(fp32))
-        files[part.file_name("fp32")] = part
-        if quantize:
-            int8 = folder / part.file_name("int8")
-            quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
-            files[part.file_name("int8")] = part
+    with _quiet_export():
+        for part in parts:
+            _export_part(model, part, folder, fingerprint, opset, quantize)
     manifest = {
         "format": _FORMAT,
         "model_type": model.config.model_type,
@@ -189,7 +216,11 @@ def export_onnx(model_dir: str | os.PathLike, quantize: bool = True, opset: int 
             {
                 "path": p.path,
                 "kind": p.kind,
-                "files": {v: p.file_name(v) for v in VARIANTS if (folder / p.file_name(v)).is_file() and (v == "fp32" or quantize)},
+                "files": {
+                    v: p.file_name(v)
+                    for v in VARIANTS
+                    if (folder / p.file_name(v)).is_file() and (v == "fp32" or quantize)
+                },
             }
             for p in parts
         ],
@@ -347,7 +378,9 @@ class ORTNATModelForSeq2SeqLM:
         for entry, part in zip(manifest["parts"], expected):
             name = entry["files"].get(variant)
             if name is None:
-                raise FileNotFoundError(f"{folder} has no {variant} ONNX file of {part.path} (export with quantize=True)")
+                raise FileNotFoundError(
+                    f"{folder} has no {variant} ONNX file of {part.path} (export with quantize=True)"
+                )
             session = _Session(folder / name, part, fingerprint, manifest.get("opset", OPSET), options, [provider])
             module = model.get_submodule(part.path)
             if part.kind == "encoder":
