@@ -254,6 +254,13 @@ def _translate_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--threads", type=int, default=None, help="torch threads")
     p.add_argument("--rescorer", default=None, help="AR model folder that ranks the NAT candidates (rescorer=)")
+    p.add_argument(
+        "--engine",
+        default="pytorch",
+        choices=sorted(ENGINES),
+        help="what runs the model: pytorch, pytorch-bf16 (autocast), onnxruntime[-int8] (NAT models, exported "
+        "beside the weights when missing), ctranslate2[-int8] (Marian models); default: %(default)s",
+    )
 
 
 def _demo_options(p: argparse.ArgumentParser) -> None:

@@ -84,6 +84,7 @@ def translate_stream(args: argparse.Namespace, decoding: dict[str, Any]) -> int:
     import torch
     from transformers.utils import logging as transformers_logging
 
+    from hf_nat.engines import engine_context, engines_for, load_engine
     from hf_nat.loading import load_model
     from hf_nat.translate import translate_corpus
 
@@ -91,6 +92,10 @@ def translate_stream(args: argparse.Namespace, decoding: dict[str, Any]) -> int:
         torch.set_num_threads(args.threads)
     transformers_logging.disable_progress_bar()  # standard error stays free for real problems
     lm = load_model(args.model, args.device, args.dtype)
+    if args.engine not in engines_for(lm.is_nat, [args.engine]):
+        kind = "NAT" if lm.is_nat else "AR"
+        raise SystemExit(f"error: engine {args.engine} does not run {kind} models such as {args.model}")
+    lm = load_engine(lm, args.engine, torch.get_num_threads(), args.device)
     if args.rescorer:
         decoding["rescorer"] = load_model(args.rescorer, args.device, args.dtype).model
     buffer_size = args.buffer_size or (1 if args.input == "-" and sys.stdin.isatty() else 1024)
@@ -98,9 +103,10 @@ def translate_stream(args: argparse.Namespace, decoding: dict[str, Any]) -> int:
     with _open(args.input, "r", sys.stdin) as source, _open(args.output, "w", sys.stdout) as sink:
         for lines in _buffers(source, buffer_size):
             content = [i for i, line in enumerate(lines) if line.strip()]
-            decoded = translate_corpus(
-                lm.model, lm.tokenizer, [lines[i] for i in content], decoding, batch_size=args.batch_size
-            )
+            with engine_context(args.engine, args.device):
+                decoded = translate_corpus(
+                    lm.model, lm.tokenizer, [lines[i] for i in content], decoding, batch_size=args.batch_size
+                )
             out = [""] * len(lines)
             for i, text in zip(content, decoded.hypotheses):
                 out[i] = text.replace("\n", " ")

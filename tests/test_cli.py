@@ -23,7 +23,18 @@ def test_every_job_is_a_command_of_the_installed_entry_point(toy, saved_toy):
     executable = shutil.which("hf-nat") or str(Path(sys.executable).with_name("hf-nat"))
     out = subprocess.run([executable, "--help"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    for command in ("train", "distill", "align", "benchmark", "sweep", "export", "translate", "finetune", "demo"):
+    for command in (
+        "train",
+        "distill",
+        "align",
+        "benchmark",
+        "sweep",
+        "export",
+        "export-onnx",
+        "translate",
+        "finetune",
+        "demo",
+    ):
         assert command in out.stdout
     sentence = toy.test_sentences[0]
     out = subprocess.run(
@@ -133,3 +144,22 @@ def test_translating_with_a_saved_model_needs_only_the_core(toy, saved_toy):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == decode(toy.model, toy.tokenizer, [sentence], max_iterations=2)[0]
+
+
+def test_translate_on_onnx_runtime_writes_what_pytorch_writes(toy, saved_toy, tmp_path):
+    model_dir = tmp_path / "model"
+    shutil.copytree(saved_toy, model_dir)
+    sentences = toy.test_sentences[:5] + [""]
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(sentences) + "\n")
+    outputs = {}
+    for engine in ("pytorch", "onnxruntime", "onnxruntime-int8"):
+        target = tmp_path / f"{engine}.txt"
+        args = ["translate", "--model", str(model_dir), "--input", str(source), "--output", str(target)]
+        cli.main([*args, "--engine", engine, "--max_iterations", "3"])
+        outputs[engine] = target.read_text().split("\n")[:-1]
+    assert outputs["onnxruntime"] == outputs["pytorch"]
+    assert len(outputs["onnxruntime-int8"]) == len(sentences) and outputs["onnxruntime-int8"][-1] == ""
+    assert (model_dir / "onnx_config.json").is_file()  # exported beside the weights on first use
+    with pytest.raises(SystemExit, match="engine ctranslate2 does not run NAT models"):
+        cli.main(["translate", "--model", str(model_dir), "--input", str(source), "--engine", "ctranslate2"])
