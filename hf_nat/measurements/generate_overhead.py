@@ -29,9 +29,9 @@ class _PartClock:
         for part in onnx_parts(model):
             module = model.get_submodule(part.path)
             name = "cross_kv" if part.kind == "cross_kv" else "forward"
-            original = getattr(module, name)
-            setattr(module, name, self._timed(original))
-            self._restore.append((module, name))
+            own = module.__dict__.get(name)  # a runtime's stand-in (ONNX Runtime), else the class's method
+            setattr(module, name, self._timed(getattr(module, name)))
+            self._restore.append((module, name, own))
 
     def _timed(self, function):
         def timed(*args, **kwargs):
@@ -47,8 +47,11 @@ class _PartClock:
         return timed
 
     def remove(self) -> None:
-        for module, name in self._restore:
-            delattr(module, name)  # back to the class's method
+        for module, name, own in self._restore:
+            if own is None:
+                delattr(module, name)
+            else:
+                setattr(module, name, own)
 
 
 def _batches(ids: list[list[int]], batch_size: int, pad: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
