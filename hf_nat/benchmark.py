@@ -45,6 +45,7 @@ __all__ = [
     "resolve_setting",
     "run_benchmark",
     "setting_label",
+    "settings_on_the_front",
 ]
 
 DEFAULT_AR_SETTINGS: list[dict[str, Any]] = [{"num_beams": 1}, {"num_beams": 5}]
@@ -87,6 +88,23 @@ def resolve_setting(setting: dict[str, Any], rescorer: Any) -> dict[str, Any]:
             raise ValueError(f"setting {setting} asks for rescoring but no AR baseline is loaded")
         options["rescorer"] = rescorer
     return options
+
+
+def settings_on_the_front(results: dict[str, Any], engine: str = "pytorch") -> dict[str, list[dict]]:
+    """Each NAT model's settings that no other setting of it beats on both BLEU and batch-1 speed
+    in ``results`` (a benchmark run, e.g. on the validation split) under ``engine``: what a later
+    run on the test split measures (``--settings_from``), fastest first."""
+    from hf_nat.reports import pareto_front
+
+    chosen: dict[str, list[dict]] = {}
+    rows = [r for r in results["rows"] if r["kind"] == "nat" and r.get("engine", "pytorch") == engine]
+    for model in dict.fromkeys(r["model"] for r in rows):
+        mine = [r for r in rows if r["model"] == model]
+        front = pareto_front([(r["speedup"], r["bleu"]) for r in mine])
+        chosen[model] = [dict(mine[i]["setting"]) for i in front]
+    if not chosen:
+        raise ValueError(f"the results hold no NAT rows measured with engine {engine}")
+    return chosen
 
 
 def _slug(text: str) -> str:

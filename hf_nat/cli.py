@@ -179,6 +179,12 @@ def _benchmark_options(p: argparse.ArgumentParser) -> None:
         "benchmark settings)",
     )
     p.add_argument(
+        "--settings_from",
+        default=None,
+        help="results.json of an earlier benchmark (e.g. --split val): each NAT model runs the settings on its "
+        "BLEU-vs-latency Pareto front there (models are matched by name)",
+    )
+    p.add_argument(
         "--ar_settings",
         type=_settings,
         default=None,
@@ -304,7 +310,14 @@ def _run_benchmark(args, argv) -> dict:
     from hf_nat.benchmark import run_benchmark
     from hf_nat.reports import format_markdown
 
-    options = {k: v for k, v in vars(args).items() if k != "command"}
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "settings_from")}
+    if args.settings_from:
+        from hf_nat.benchmark import settings_on_the_front
+        from hf_nat.files import read_json
+
+        if args.settings is not None:
+            raise SystemExit("error: give --settings or --settings_from, not both")
+        options["settings"] = settings_on_the_front(read_json(args.settings_from, "benchmark results"))
     results = run_benchmark(**options, command=command_line(argv, "hf-nat benchmark"))
     print(format_markdown(results))
     return results

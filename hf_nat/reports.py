@@ -62,7 +62,8 @@ def format_markdown(results: dict[str, Any]) -> str:
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
-    """Indices of the (speed, quality) points no other point beats on both (ties kept), by speed."""
+    """Indices of the (speed, quality) points that no other point matches or beats on both, fastest
+    first (of two points alike in quality, the faster one)."""
     order = sorted(range(len(points)), key=lambda i: (-points[i][0], -points[i][1]))
     front, best = [], float("-inf")
     for i in order:

@@ -369,3 +369,46 @@ def test_rows_read_back_from_results_json_keep_their_fields_and_refuse_unknown_o
     assert parsed.model_fingerprint is None and parsed.is_nat and parsed.bleu == 1.0
     with pytest.raises(ValueError, match="blue"):
         bench.Row.from_dict({**row, "blue": 3.0})
+
+
+def _matched_or_beaten(points: list, i: int) -> bool:
+    """Whether another point is at least as fast and as good as point i (an equal point counts if earlier)."""
+    return any(
+        p[0] >= points[i][0] and p[1] >= points[i][1] and (p != points[i] or j < i)
+        for j, p in enumerate(points)
+        if j != i
+    )
+
+
+def test_pareto_front_is_what_brute_force_keeps() -> None:
+    from hf_nat.reports import pareto_front
+
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        n = int(torch.randint(1, 8, (1,), generator=generator))
+        points = [tuple(float(v) for v in torch.randint(0, 4, (2,), generator=generator)) for _ in range(n)]
+        front = pareto_front(points)
+        assert sorted(front) == [i for i in range(n) if not _matched_or_beaten(points, i)], points
+        assert [points[i][0] for i in front] == sorted((points[i][0] for i in front), reverse=True)
+
+
+def test_settings_on_the_val_front_feed_the_test_run() -> None:
+    def row(model, setting, speedup, bleu, engine="pytorch"):
+        return {"model": model, "kind": "nat", "engine": engine, "setting": setting, "speedup": speedup, "bleu": bleu}
+
+    results = {
+        "rows": [
+            {"model": "ar", "kind": "ar", "engine": "pytorch", "setting": {"num_beams": 1}, "speedup": 1.0, "bleu": 30},
+            row("cmlm", {"max_iterations": 1}, 4.0, 20.0),
+            row("cmlm", {"max_iterations": 4}, 1.5, 29.0),
+            row("cmlm", {"max_iterations": 10}, 0.5, 28.0),  # slower and worse than T=4: off the front
+            row("cmlm", {"max_iterations": 2}, 9.0, 1.0, engine="onnxruntime"),  # another engine: ignored
+            row("ctc", {}, 3.0, 25.0),
+        ]
+    }
+    assert bench.settings_on_the_front(results) == {
+        "cmlm": [{"max_iterations": 1}, {"max_iterations": 4}],
+        "ctc": [{}],
+    }
+    with pytest.raises(ValueError, match="no NAT rows"):
+        bench.settings_on_the_front({"rows": results["rows"][:1]})

@@ -301,7 +301,10 @@ class NATGenerationMixin(GenerationMixin):
         source_encoder = self.model.encode(input_ids, attention_mask, cache_cross_kv=True)
 
         state = self._nat_initial_state(source_encoder, empty, options)
-        encoder = source_encoder.select(state.source_index)
+        one_each = state.source_index.numel() == input_ids.shape[0] and bool(
+            state.source_index.eq(torch.arange(input_ids.shape[0], device=input_ids.device)).all()
+        )
+        encoder = source_encoder if one_each else source_encoder.select(state.source_index)  # skip a no-op gather
         rows = state.tokens.shape[0]
         active = torch.ones(rows, dtype=torch.bool, device=input_ids.device)
         iterations = torch.zeros(rows, dtype=torch.long, device=input_ids.device)
