@@ -190,3 +190,9 @@ def test_ctranslate2_conversion_of_the_baseline_translates_as_transformers_does(
     assert len(translate_corpus(int8, tokenizer, sources).hypotheses) == len(sources)
     with pytest.raises(ValueError, match="does not support"):
         ct2.generate(torch.tensor([[5, 2]]), do_sample=True)
+
+
+def test_ctranslate2_refuses_a_model_that_is_not_marian(tmp_path):
+    _save_toy(hf_nat.FAMILIES["cmlm"], tmp_path)
+    with pytest.raises(ValueError, match="holds a 'cmlm' model"):
+        CTranslate2ForSeq2SeqLM.from_pretrained(tmp_path)

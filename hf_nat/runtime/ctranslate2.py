@@ -65,6 +65,15 @@ def convert_to_ctranslate2(model_dir: str | os.PathLike, output_dir: str | os.Pa
     stamp = output / _FINGERPRINT_FILE
     if stamp.is_file() and stamp.read_text(encoding="utf-8").strip() == fingerprint:
         return output
+    from hf_nat.files import read_json
+
+    model_type = read_json(source / "config.json", "model config").get("model_type")
+    if model_type != "marian":
+        raise ValueError(
+            f"{source} holds a {model_type!r} model; the CTranslate2 engine here converts Marian models "
+            f"(the hf_nat baseline). Convert others with ct2-transformers-converter, "
+            f"or leave out the ctranslate2 engines"
+        )
     model = MarianMTModel.from_pretrained(source).float().eval()
     tokenizer = AutoTokenizer.from_pretrained(source)
 
