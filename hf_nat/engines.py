@@ -26,18 +26,17 @@ class Engine:
 
     name: str
     kinds: frozenset
-    description: str
 
 
 ENGINES = {
     e.name: e
     for e in (
-        Engine("pytorch", frozenset({"ar", "nat"}), "PyTorch generate(), the model's dtype"),
-        Engine("pytorch-bf16", frozenset({"ar", "nat"}), "PyTorch generate() under bf16 autocast"),
-        Engine("onnxruntime", frozenset({"nat"}), "ONNX Runtime, fp32 (hf_nat.runtime.onnx)"),
-        Engine("onnxruntime-int8", frozenset({"nat"}), "ONNX Runtime, int8 dynamic quantisation"),
-        Engine("ctranslate2", frozenset({"ar"}), "CTranslate2, float32 (Marian models)"),
-        Engine("ctranslate2-int8", frozenset({"ar"}), "CTranslate2, int8"),
+        Engine("pytorch", frozenset({"ar", "nat"})),
+        Engine("pytorch-bf16", frozenset({"ar", "nat"})),
+        Engine("onnxruntime", frozenset({"nat"})),
+        Engine("onnxruntime-int8", frozenset({"nat"})),
+        Engine("ctranslate2", frozenset({"ar"})),
+        Engine("ctranslate2-int8", frozenset({"ar"})),
     )
 }
 

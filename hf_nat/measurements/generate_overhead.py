@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from hf_nat.runtime.onnx import onnx_parts
-from hf_nat.translate import tokenize_sources
+from hf_nat.translate import _pad_batch, tokenize_sources
 
 __all__ = ["generate_overhead", "format_overhead"]
 
@@ -55,15 +55,7 @@ class _PartClock:
 
 
 def _batches(ids: list[list[int]], batch_size: int, pad: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    out = []
-    for start in range(0, len(ids), batch_size):
-        rows = ids[start : start + batch_size]
-        width = max(len(r) for r in rows)
-        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        for i, r in enumerate(rows):
-            input_ids[i, : len(r)] = torch.tensor(r)
-        out.append((input_ids, input_ids.ne(pad).long()))
-    return out
+    return [_pad_batch(ids[i : i + batch_size], pad, torch.device("cpu")) for i in range(0, len(ids), batch_size)]
 
 
 @torch.inference_mode()

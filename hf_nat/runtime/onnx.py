@@ -216,11 +216,7 @@ def export_onnx(model_dir: str | os.PathLike, quantize: bool = True, opset: int 
             {
                 "path": p.path,
                 "kind": p.kind,
-                "files": {
-                    v: p.file_name(v)
-                    for v in VARIANTS
-                    if (folder / p.file_name(v)).is_file() and (v == "fp32" or quantize)
-                },
+                "files": {v: p.file_name(v) for v in (VARIANTS if quantize else VARIANTS[:1])},
             }
             for p in parts
         ],
