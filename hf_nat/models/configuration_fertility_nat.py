@@ -21,6 +21,10 @@ class FertilityNATConfig(NATConfig):
     - ``"uniform_copy"``: target position t of n reads source token round(t·S/n); the length
       comes from the length predictor.
     - ``"soft_copy"``: a softmax over source positions around t·S/n (``soft_copy_temperature``).
+
+    ``draft_prefix_prob``: the share of training sentences whose decoder input shows the gold
+    tokens' embeddings over a random prefix (0..n-1 tokens) instead of the copied source, as when
+    drafting the continuation of a prefix an AR model has verified (``hf_nat.assisted_generate``).
     """
 
     model_type = "fertility_nat"
@@ -31,8 +35,11 @@ class FertilityNATConfig(NATConfig):
     fertility_reinforce_weight: float = 0.0
     reinforce_samples: int = 4
     soft_copy_temperature: float = 1.0
+    draft_prefix_prob: float = 0.0
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
         if self.decoder_input not in DECODER_INPUTS:
             raise ValueError(f"decoder_input must be one of {DECODER_INPUTS}, got {self.decoder_input!r}")
+        if not 0.0 <= self.draft_prefix_prob <= 1.0:
+            raise ValueError(f"draft_prefix_prob must lie in [0, 1], got {self.draft_prefix_prob}")

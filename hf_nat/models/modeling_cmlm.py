@@ -22,7 +22,7 @@ from .nat_generation import (
 )
 from .nat_glancing import GlancingMixin
 from .nat_layers import EncoderState
-from .nat_noise import random_positions, uniform_noise
+from .nat_noise import random_positions, random_prefix, uniform_noise
 from .nat_registry import register_family
 
 __all__ = ["CMLMForConditionalGeneration", "CMLMModel", "CMLMPreTrainedModel"]
@@ -103,6 +103,9 @@ class CMLMForConditionalGeneration(CMLMPreTrainedModel, GlancingMixin, NATGenera
             masked = self._glancing_mask(encoder, targets, keep, generator)
         else:
             masked = self._random_mask(keep, lengths, generator)
+        if self.config.draft_prefix_prob > 0:
+            chosen, prefix = random_prefix(keep, self.config.draft_prefix_prob, generator)
+            masked = torch.where(chosen[:, None], keep & ~prefix, masked)
         decoder_input = targets.masked_fill(masked, self.config.mask_token_id)
         hidden = self.model.decoder(keep, encoder, decoder_input)
         # Only masked positions are scored, so only they go through the vocabulary projection.

@@ -32,7 +32,7 @@ from .nat_generation import (
 )
 from .nat_glancing import GlancingMixin
 from .nat_layers import EncoderState
-from .nat_noise import uniform_noise
+from .nat_noise import random_prefix, uniform_noise
 from .nat_registry import register_family
 from .nat_sequences import distinct_per_source
 
@@ -140,6 +140,10 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
             aux_weight = self.config.length_loss_weight
         if self.config.glancing and self.training:
             embeds = self._glance(encoder, keep, targets, embeds, generator)
+        if self.config.draft_prefix_prob > 0 and self.training:
+            _, prefix = random_prefix(keep, self.config.draft_prefix_prob, generator)
+            gold = self.model.decoder.embed.token_embeds(targets).to(embeds.dtype)
+            embeds = torch.where(prefix[..., None], gold, embeds)
         hidden = self.model.decoder(keep, encoder, inputs_embeds=embeds)
         logits = self.lm_head(hidden[keep])
         token_loss = F.cross_entropy(logits.float(), targets[keep], label_smoothing=self.config.label_smoothing)

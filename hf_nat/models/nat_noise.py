@@ -1,13 +1,13 @@
 """Training noise drawn from a caller's ``torch.Generator`` (so that a resumed run is bit-identical):
-uniform noise, random positions, random subsequences and the denoising corruption of Lee et al.
-(2018)."""
+uniform noise, random positions, random prefixes, random subsequences and the denoising corruption
+of Lee et al. (2018)."""
 
 import torch
 import torch.nn.functional as F
 
 from .nat_sequences import left_align
 
-__all__ = ["corrupt_targets", "random_positions", "random_subsequence", "uniform_noise"]
+__all__ = ["corrupt_targets", "random_positions", "random_prefix", "random_subsequence", "uniform_noise"]
 
 
 def uniform_noise(shape, generator: torch.Generator | None, device) -> torch.Tensor:
@@ -21,6 +21,22 @@ def random_positions(keep: torch.Tensor, count: torch.Tensor, noise: torch.Tenso
     lowest ``noise`` (B, T)."""
     rank = noise.masked_fill(~keep, 2.0).argsort(1).argsort(1)
     return (rank < count[:, None]) & keep
+
+
+def random_prefix(
+    keep: torch.Tensor, probability: float, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A gold prefix for a ``probability`` share of the rows of ``keep`` (B, T; real positions
+    first): what a drafter sees after a verified prefix, the rest being what it must predict.
+
+    Returns (chosen (B,) bool, prefix (B, T) bool): a chosen row of n real positions gets a
+    prefix of k of them, k uniform in 0..n-1; other rows get none.
+    """
+    lengths = keep.sum(1)
+    chosen = uniform_noise(lengths.shape, generator, keep.device) < probability
+    count = (uniform_noise(lengths.shape, generator, keep.device) * lengths.float()).long()
+    count = count.clamp(max=(lengths - 1).clamp(min=0)) * chosen
+    return chosen, torch.arange(keep.shape[1], device=keep.device)[None, :] < count[:, None]
 
 
 def random_subsequence(
