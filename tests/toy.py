@@ -166,3 +166,20 @@ def train_toy_model(
                 break
     model.eval()
     return history
+
+
+def train_toy_ar(steps: int = 100, seed: int = 0) -> MarianMTModel:
+    """A tiny Marian AR model after ``steps`` updates on the copy task: enough to end its outputs
+    with eos at varied lengths (what it copies need not be right); returned in eval mode."""
+    tokenizer = toy_tokenizer()
+    model = toy_ar_model(tokenizer, seed=seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for step in range(steps):
+        batch = toy_batch(tokenizer, toy_sentences(64, seed=5000 + step))
+        model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]
+        ).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return model.eval()

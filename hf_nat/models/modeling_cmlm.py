@@ -17,13 +17,15 @@ from .nat_generation import (
     DecoderState,
     NATGenerationMixin,
     best_tokens_of_states,
+    draft_layout,
     length_beam_state,
     mean_token_scores,
 )
 from .nat_glancing import GlancingMixin
-from .nat_layers import EncoderState
+from .nat_layers import EncoderState, LengthPredictor
 from .nat_noise import random_positions, random_prefix, uniform_noise
 from .nat_registry import register_family
+from .nat_sequences import left_align
 
 __all__ = ["CMLMForConditionalGeneration", "CMLMModel", "CMLMPreTrainedModel"]
 
@@ -171,3 +173,14 @@ class CMLMForConditionalGeneration(CMLMPreTrainedModel, GlancingMixin, NATGenera
 
     def _nat_candidate_scores(self, state: DecoderState) -> torch.Tensor:
         return mean_token_scores(state, self.config.pad_token_id)
+
+    def _nat_draft_length(self, encoder: EncoderState) -> torch.Tensor:
+        return LengthPredictor.top_lengths(self.model.length_predictor(encoder), 1)[:, 0]
+
+    def _nat_draft(self, encoder: EncoderState, prefix: torch.Tensor, draft_lengths: torch.Tensor) -> torch.Tensor:
+        """The prefix kept, the draft positions masked, all of them predicted in one pass."""
+        tokens, keep, draft = draft_layout(prefix, draft_lengths, self.config.pad_token_id)
+        hidden = self.model.decoder(keep, encoder, tokens.masked_fill(draft, self.config.mask_token_id))
+        _, best = best_tokens_of_states(hidden[draft], self.lm_head, self.config.special_token_ids())
+        tokens = tokens.masked_scatter(draft, best)
+        return left_align(tokens, draft, self.config.pad_token_id)[:, : max(int(draft_lengths.max()), 0)]

@@ -26,15 +26,16 @@ from .nat_generation import (
     NATGenerationMixin,
     OptionBounds,
     best_tokens_of_states,
+    draft_layout,
     length_aware_scores,
     length_beam_state,
     mean_token_scores,
 )
 from .nat_glancing import GlancingMixin
-from .nat_layers import EncoderState
+from .nat_layers import EncoderState, LengthPredictor
 from .nat_noise import random_prefix, uniform_noise
 from .nat_registry import register_family
-from .nat_sequences import distinct_per_source
+from .nat_sequences import distinct_per_source, left_align
 
 __all__ = ["FertilityNATForConditionalGeneration", "FertilityNATModel", "FertilityNATPreTrainedModel"]
 
@@ -336,10 +337,49 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
     def _nat_refine_step(self, encoder: EncoderState, state: DecoderState, step: int, options: dict) -> DecoderState:
         return state  # one pass: the initial state is the output
 
+    def _nat_draft_length(self, encoder: EncoderState) -> torch.Tensor:
+        if self.uses_fertility:
+            fertility = self._decoding_fertilities(encoder, {"npd_samples": 1})
+            return fertility.sum(1).clamp(max=self.config.max_position_embeddings)
+        return LengthPredictor.top_lengths(self.model.length_predictor(encoder), 1)[:, 0]
+
+    def _nat_draft(self, encoder: EncoderState, prefix: torch.Tensor, draft_lengths: torch.Tensor) -> torch.Tensor:
+        """The decoder reads the prefix's token embeddings, then the source copied for the whole
+        length (by the argmax fertilities, positions past their sum reading the last copied
+        token; or uniformly); one pass predicts the draft positions."""
+        tokens, keep, draft = draft_layout(prefix, draft_lengths, self.config.pad_token_id)
+        lengths, width = keep.sum(1), keep.shape[1]
+        if self.uses_fertility:
+            fertility = self._decoding_fertilities(encoder, {"npd_samples": 1})
+            index, copied = fertility_copy_index(fertility, self.config.max_position_embeddings)
+            index = _pad_to_width(index, width)
+            last = (copied.sum(1) - 1).clamp(min=0)
+            positions = torch.arange(width, device=index.device)[None, :]
+            index = index.gather(1, torch.minimum(positions, last[:, None]))
+            embeds = gather_positions(self.model.decoder.embed.token_embeds(encoder.input_ids), index)
+        else:
+            embeds = copied_by_length(
+                self.model.decoder.embed, encoder, self.config, lengths, width, self._soft_temperature()
+            )
+        shown = keep & ~draft
+        gold = self.model.decoder.embed.token_embeds(tokens).to(embeds.dtype)
+        embeds = torch.where(shown[..., None], gold, embeds)
+        hidden = self.model.decoder(keep, encoder, inputs_embeds=embeds)
+        _, best = best_tokens_of_states(hidden[draft], self.lm_head, self.config.special_token_ids())
+        tokens = tokens.masked_scatter(draft, best)
+        return left_align(tokens, draft, self.config.pad_token_id)[:, : max(int(draft_lengths.max()), 0)]
+
     def _nat_candidate_scores(self, state: DecoderState) -> torch.Tensor:
         if state.extras is None:  # fertility candidates: the length is part of what is sampled
             return mean_token_scores(state, self.config.pad_token_id)
         return length_aware_scores(state, self.config.pad_token_id)
+
+
+def _pad_to_width(index: torch.Tensor, width: int) -> torch.Tensor:
+    """``index`` (B, T) cut or padded (repeating its last column) to ``width`` columns."""
+    if index.shape[1] >= width:
+        return index[:, :width]
+    return torch.cat([index, index[:, -1:].expand(-1, width - index.shape[1])], 1)
 
 
 def _gumbel(uniform: torch.Tensor) -> torch.Tensor:

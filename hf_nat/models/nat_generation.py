@@ -32,6 +32,7 @@ __all__ = [
     "OptionBounds",
     "best_content_tokens",
     "best_tokens_of_states",
+    "draft_layout",
     "length_aware_scores",
     "length_beam_state",
     "mean_token_scores",
@@ -360,6 +361,22 @@ class NATGenerationMixin(GenerationMixin):
         """Content tokens (left-aligned, pad after) → content, eos, pad."""
         return with_eos(tokens, self.config.pad_token_id, self.config.eos_token_id)
 
+    # Drafting for an AR verifier (``hf_nat.assisted_generate``): families that can continue a
+    # given target prefix implement both hooks below.
+    @property
+    def supports_drafting(self) -> bool:
+        """Whether this family drafts continuations of a verified prefix (see ``_nat_draft``)."""
+        return type(self)._nat_draft is not NATGenerationMixin._nat_draft
+
+    def _nat_draft_length(self, encoder: EncoderState) -> torch.Tensor:
+        """(B,) the whole output length the family predicts for each source (its one-best)."""
+        raise NotImplementedError(f"{type(self).__name__} does not draft continuations")
+
+    def _nat_draft(self, encoder: EncoderState, prefix: torch.Tensor, draft_lengths: torch.Tensor) -> torch.Tensor:
+        """(B, M) content tokens continuing each row's ``prefix`` (B, P; content tokens, pad after)
+        at ``draft_lengths`` (B,) positions, in one pass; pad beyond a row's draft, M = max(draft_lengths)."""
+        raise NotImplementedError(f"{type(self).__name__} does not draft continuations")
+
     # Hooks each family implements.
     def _nat_initial_state(self, encoder: EncoderState, empty: torch.Tensor, options: dict) -> DecoderState:
         raise NotImplementedError(f"{type(self).__name__} must implement _nat_initial_state")
@@ -483,3 +500,16 @@ def best_tokens_of_states(
         for i in range(0, max(hidden.shape[0], 1), rows)
     ]  # no rows: one empty part
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
+def draft_layout(prefix: torch.Tensor, draft_lengths: torch.Tensor, pad_token_id: int) -> tuple[torch.Tensor, ...]:
+    """Where a draft goes: ``prefix`` (B, P; content tokens, pad after) followed by
+    ``draft_lengths`` (B,) positions to fill. Returns (tokens (B, W): the prefix then pad,
+    keep (B, W): prefix and draft positions, draft (B, W): the draft positions)."""
+    prefix_lengths = prefix.ne(pad_token_id).sum(1)
+    ends = prefix_lengths + draft_lengths
+    width = max(int(ends.max()), 1) if ends.numel() else 1
+    positions = torch.arange(width, device=prefix.device)[None, :]
+    tokens = _pad_to(prefix, max(width, prefix.shape[1]), pad_token_id)[:, :width]
+    keep = positions < ends[:, None]
+    return tokens, keep, keep & (positions >= prefix_lengths[:, None])
