@@ -20,6 +20,7 @@ verified tokens beyond that in the next round. This needs nothing of the AR mode
 ``crop`` and ``batch_select_indices``, and keeps its positions exact for any architecture.
 """
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -177,22 +178,36 @@ def _processed_scores(processors, candidates: torch.Tensor, lengths: torch.Tenso
 
     ``candidates`` (A, T): each row's tokens so far, then its draft; ``lengths`` (A, J): the length
     of the row's sequence when position j is scored (-1 where unused); ``logits`` (A, J, V).
-    The processors see, for each scored position, the row's tokens before it, as in greedy search.
+    The processors see, for each scored position, the row's tokens before it, as in greedy search;
+    those that depend on the length alone are applied to every position at once.
     """
-    if len(processors) == 0:
-        return logits
     for processor in processors:
         if not isinstance(processor, _ROW_LOCAL_PROCESSORS):
             raise ValueError(f"assisted decoding does not support the logits processor {type(processor).__name__}")
+    if len(processors) == 0:
+        return logits
     out = logits.clone()
-    for length in lengths.unique().tolist():
-        if length < 0:
+    for processor in processors:
+        if isinstance(processor, ForcedEOSTokenLogitsProcessor):
+            forced = lengths.eq(processor.max_length - 1)
+            if forced.any():
+                eos = torch.zeros(out.shape[-1], dtype=torch.bool, device=out.device)
+                eos[processor.eos_token_id.to(out.device)] = True
+                out[forced] = torch.where(eos, 0.0, -math.inf).to(out.dtype)
             continue
-        rows, positions = lengths.eq(length).nonzero(as_tuple=True)
-        scores = logits[rows, positions]
-        for processor in processors:
-            scores = processor(candidates[rows, :length], scores)
-        out[rows, positions] = scores
+        if isinstance(processor, MinLengthLogitsProcessor):
+            short = lengths.ge(0) & lengths.lt(processor.min_length)
+            if short.any():
+                rows, positions = short.nonzero(as_tuple=True)
+                out[rows, positions] = out[rows, positions].index_fill(
+                    -1, processor.eos_token_id.to(out.device), -math.inf
+                )
+            continue
+        for length in lengths.unique().tolist():
+            if length < 0:
+                continue
+            rows, positions = lengths.eq(length).nonzero(as_tuple=True)
+            out[rows, positions] = processor(candidates[rows, :length], out[rows, positions])
     return out
 
 
