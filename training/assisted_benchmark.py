@@ -32,7 +32,8 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--verifier", required=True, help="the AR model folder (transformers seq2seq)")
     p.add_argument("--drafters", nargs="+", required=True, help="hf_nat model folders that draft")
-    p.add_argument("--drafter_engines", nargs="+", default=["pytorch"], choices=[e for e in ENGINES if "nat" in ENGINES[e].kinds])
+    nat_engines = [e for e in ENGINES if "nat" in ENGINES[e].kinds]
+    p.add_argument("--drafter_engines", nargs="+", default=["pytorch"], choices=nat_engines)
     p.add_argument("--draft_caps", nargs="+", type=int, default=[0], help="tokens per draft at most (0: no cap)")
     p.add_argument("--fastest_ar", default="ctranslate2-int8", help="AR engine to compare with ('none' to skip)")
     p.add_argument("--batch_sizes", nargs="+", type=int, default=[1, 64])

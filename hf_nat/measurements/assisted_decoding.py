@@ -17,12 +17,13 @@ from hf_nat.assisted import assisted_generate
 from hf_nat.metrics import corpus_scores
 from hf_nat.translate import AR_LENGTH, _batches, _pad_batch, tokenize_sources
 
-__all__ = ["format_assisted", "measure_assisted"]
+__all__ = ["format_assisted", "measure_assisted", "plot_assisted"]
 
 
-def _timed(function):
+def _timed(function, *args, **kwargs):
+    """(``function(*args, **kwargs)``, the seconds it took)."""
     start = time.perf_counter()
-    out = function()
+    out = function(*args, **kwargs)
     return out, time.perf_counter() - start
 
 
@@ -64,36 +65,30 @@ def measure_assisted(
         for number, index in enumerate(batches):
             timed = number >= warmup_batches or len(batches) <= warmup_batches
             input_ids, mask = _pad_batch([ids[i] for i in index], pad, torch.device("cpu"))
-            options = {"num_beams": 1, "max_length": int(AR_LENGTH[0] * input_ids.shape[1] + AR_LENGTH[1]) + 1}
+            inputs = {
+                "input_ids": input_ids,
+                "attention_mask": mask,
+                "num_beams": 1,
+                "max_length": int(AR_LENGTH[0] * input_ids.shape[1] + AR_LENGTH[1]) + 1,
+            }
             if not timed:  # warm-up: every engine once, untimed
-                verifier.generate(input_ids=input_ids, attention_mask=mask, **options)
-            reference, took = _timed(lambda: verifier.generate(input_ids=input_ids, attention_mask=mask, **options))
+                verifier.generate(**inputs)
+            reference, took = _timed(verifier.generate, **inputs)
             seconds["greedy"] += took
             for row, i in enumerate(index):
                 greedy_out[i] = reference[row]
             if fastest_ar is not None:
                 if not timed:
-                    fastest_ar.generate(input_ids=input_ids, attention_mask=mask, **options)
-                fast, took = _timed(lambda: fastest_ar.generate(input_ids=input_ids, attention_mask=mask, **options))
+                    fastest_ar.generate(**inputs)
+                fast, took = _timed(fastest_ar.generate, **inputs)
                 seconds["fastest_ar"] += took
                 for row, i in enumerate(index):
                     fastest_out[i] = fast[row]
             for v, (_, drafter, cap) in enumerate(variants):
-
-                def assisted(drafter=drafter, cap=cap):
-                    return assisted_generate(
-                        verifier,
-                        input_ids=input_ids,
-                        attention_mask=mask,
-                        assistant_model=drafter,
-                        draft_max_tokens=cap,
-                        return_dict_in_generate=True,
-                        **options,
-                    )
-
+                assisted = {"assistant_model": drafter, "draft_max_tokens": cap, "return_dict_in_generate": True}
                 if not timed:
-                    assisted()
-                out, took = _timed(assisted)
+                    assisted_generate(verifier, **inputs, **assisted)
+                out, took = _timed(assisted_generate, verifier, **inputs, **assisted)
                 seconds[v] += took
                 same = out.sequences.shape == reference.shape and torch.equal(out.sequences, reference)
                 if not same:
@@ -162,25 +157,32 @@ def format_assisted(results: dict) -> str:
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
 
-        def speed(row):
-            return f"{row['ms_per_sentence']:.2f}" if batch == "1" else f"{row['sentences_per_second']:.0f}"
-
         greedy = entry["greedy"]
-        lines.append(f"| {greedy['name']} | {speed(greedy)} | 1.00 | | {greedy['bleu']:.2f} | | | | |")
+        lines.append(f"| {greedy['name']} | {_speed(greedy, batch)} | 1.00 | | {greedy['bleu']:.2f} | | | | |")
         if "fastest_ar" in entry:
             fast = entry["fastest_ar"]
             ratio = greedy["seconds"] / fast["seconds"]
-            lines.append(f"| {fast['name']} | {speed(fast)} | {ratio:.2f} | 1.00 | {fast['bleu']:.2f} | | | | |")
+            lines.append(
+                f"| {fast['name']} | {_speed(fast, batch)} | {ratio:.2f} | 1.00 | {fast['bleu']:.2f} | | | | |"
+            )
         for v in entry["variants"]:
-            cap = "all" if v["draft_max_tokens"] is None else v["draft_max_tokens"]
             vs_fast = "" if v["speedup_vs_fastest_ar"] is None else f"{v['speedup_vs_fastest_ar']:.2f}"
             lines.append(
-                f"| {v['name']}, draft ≤ {cap} | {speed(v)} | {v['speedup_vs_greedy']:.2f} | {vs_fast} "
+                f"| {v['name']}, draft ≤ {_cap(v)} | {_speed(v, batch)} | {v['speedup_vs_greedy']:.2f} | {vs_fast} "
                 f"| {v['bleu']:.2f} | {v['mismatches']} / {v['sentences']} | {v['ar_passes_per_sentence']:.2f} "
                 f"| {v['accepted_per_verification']:.2f} | {v['drafted_per_verification']:.2f} |"
             )
         lines.append("")
     return "\n".join(lines)
+
+
+def _speed(row: dict, batch: str) -> str:
+    """Latency at batch 1, throughput otherwise."""
+    return f"{row['ms_per_sentence']:.2f}" if batch == "1" else f"{row['sentences_per_second']:.0f}"
+
+
+def _cap(variant: dict) -> str:
+    return "all" if variant["draft_max_tokens"] is None else str(variant["draft_max_tokens"])
 
 
 def plot_assisted(results: dict, path: str) -> None:
@@ -194,9 +196,7 @@ def plot_assisted(results: dict, path: str) -> None:
     fig, axes = plt.subplots(1, len(batches), figsize=(6 * len(batches), 4), squeeze=False)
     for ax, batch in zip(axes[0], batches):
         entry = results["batches"][batch]
-        names = [
-            f"{v['name']}\n≤{'all' if v['draft_max_tokens'] is None else v['draft_max_tokens']}" for v in entry["variants"]
-        ]
+        names = [f"{v['name']}\n≤{_cap(v)}" for v in entry["variants"]]
         ax.bar(range(len(names)), [v["speedup_vs_greedy"] for v in entry["variants"]], color="tab:blue")
         ax.axhline(1.0, color="gray", linestyle=":", label="AR greedy (transformers)")
         if "fastest_ar" in entry:
