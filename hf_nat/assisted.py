@@ -119,6 +119,7 @@ def assisted_generate(
     *,
     assistant_model,
     draft_max_tokens: int | None = None,
+    draft_options: dict | None = None,
     **generate_kwargs,
 ):
     """``ar_model``'s greedy ``generate()``, token for token, in few sequential steps: the hf_nat
@@ -126,7 +127,8 @@ def assisted_generate(
 
     Takes what ``ar_model.generate`` takes (``num_beams`` must resolve to 1 and ``do_sample`` to
     False: greedy is what is reproduced). ``draft_max_tokens`` caps a draft (None: the whole
-    continuation the NAT model predicts). Returns the ``sequences`` tensor, or with
+    continuation the NAT model predicts). ``draft_options``: the drafter's own drafting options
+    (its ``nat_draft_defaults``, e.g. CMLM's ``draft_iterations``). Returns the ``sequences`` tensor, or with
     ``return_dict_in_generate=True`` a :class:`NATAssistedOutput`.
     """
     check_assistant(ar_model, assistant_model)
@@ -142,6 +144,7 @@ def assisted_generate(
         custom_generate=nat_assisted_decoding,
         nat_assistant=assistant_model,
         nat_draft_max_tokens=draft_max_tokens,
+        nat_draft_options=assistant_model.nat_draft_options(draft_options),
         **generate_kwargs,
     )
 
@@ -237,6 +240,7 @@ def nat_assisted_decoding(
     inputs_tensor: torch.Tensor | None = None,
     nat_assistant=None,
     nat_draft_max_tokens: int | None = None,
+    nat_draft_options: dict | None = None,
     **model_kwargs,
 ):
     """The decoding loop behind :func:`assisted_generate`, in the form of transformers'
@@ -246,6 +250,7 @@ def nat_assisted_decoding(
     if nat_assistant is None:
         raise ValueError("nat_assisted_decoding needs nat_assistant= (an hf_nat model that drafts)")
     check_assistant(model, nat_assistant)
+    draft_options = nat_assistant.nat_draft_options(nat_draft_options)
     max_length, eos = _check_generation(generation_config, stopping_criteria, streamer)
     pad = generation_config._pad_token_tensor
     pad_id = int(pad) if pad is not None else int(eos[0])
@@ -296,7 +301,7 @@ def nat_assisted_decoding(
             columns >= prefix_lengths[:, None], pad_id
         )
         if int(content.max()) > 0:
-            draft = nat_assistant._nat_draft(draft_alive, prefix[:, :width], content).to(device)
+            draft = nat_assistant._nat_draft(draft_alive, prefix[:, :width], content, draft_options).to(device)
         else:
             draft = prefix.new_full((alive.numel(), 0), pad_id)
         # A drafter is never trusted: a draft ends at its first special token or at the requested length.

@@ -39,7 +39,7 @@ class OracleDrafter(CMLMForConditionalGeneration):
         content = self.reference[:, 1:].ne(0) & self.reference[:, 1:].ne(2)
         return content.sum(1)
 
-    def _nat_draft(self, encoder, prefix, draft_lengths):
+    def _nat_draft(self, encoder, prefix, draft_lengths, options=None):
         if self.proposals is not None:
             return self.proposals(prefix, draft_lengths)
         start = prefix.ne(0).sum(1)
@@ -210,6 +210,46 @@ def test_bad_verifiers_and_settings_are_clear_errors(verifier):
         )
 
 
+@pytest.mark.parametrize("iterations", [2, 3])
+def test_cmlm_mask_predict_drafts_give_greedy_output_exactly(verifier, toy, iterations):
+    batch, reference = greedy(verifier, SOURCES, max_length=30)
+    for drafter in (random_cmlm(), toy.model):
+        out = assisted_generate(
+            verifier,
+            **batch,
+            assistant_model=drafter,
+            num_beams=1,
+            max_length=30,
+            draft_options={"draft_iterations": iterations},
+        )
+        assert torch.equal(out, reference)
+
+
+def test_cmlm_draft_after_no_prefix_is_mask_predict(toy):
+    batch = toy.tokenizer(toy.test_sentences[:8], return_tensors="pt", padding=True)
+    model = toy.model
+    with torch.no_grad():
+        ids, mask = model._check_source(batch["input_ids"], batch["attention_mask"])
+        encoder = model.model.encode(ids, mask, cache_cross_kv=True)
+        lengths = model._nat_draft_length(encoder)
+        for iterations in (1, 3):
+            draft = model._nat_draft(encoder, ids[:, :0], lengths, {"draft_iterations": iterations})
+            expected = model.generate(**batch, max_iterations=iterations, length_beam=1)
+            assert torch.equal(model._nat_append_eos(draft), expected)
+
+
+def test_draft_options_are_declared_and_checked(verifier):
+    batch = toy_tokenizer()(["w1 w2"], return_tensors="pt")
+    for drafter, options, match in [
+        (random_cmlm(), {"draft_iterations": 0}, "draft_iterations"),
+        (random_cmlm(), {"draft_iterations": 1.5}, "integer"),
+        (random_cmlm(), {"draft_iteratoins": 2}, "draft_iterations"),
+        (random_fertility_nat("uniform_copy"), {"draft_iterations": 2}, "option"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            assisted_generate(verifier, **batch, assistant_model=drafter, num_beams=1, draft_options=options)
+
+
 def test_cmlm_draft_after_no_prefix_is_its_one_pass_output(toy):
     batch = toy.tokenizer(toy.test_sentences[:8], return_tensors="pt", padding=True)
     model = toy.model
@@ -218,7 +258,7 @@ def test_cmlm_draft_after_no_prefix_is_its_one_pass_output(toy):
         ids, mask = model._check_source(batch["input_ids"], batch["attention_mask"])
         encoder = model.model.encode(ids, mask, cache_cross_kv=True)
         lengths = model._nat_draft_length(encoder)
-        draft = model._nat_draft(encoder, torch.zeros(len(ids), 0, dtype=torch.long), lengths)
+        draft = model._nat_draft(encoder, torch.zeros(len(ids), 0, dtype=torch.long), lengths, {"draft_iterations": 1})
     assert torch.equal(model._nat_append_eos(draft), one_pass)
 
 
@@ -230,7 +270,9 @@ def test_fertility_nat_draft_after_no_prefix_is_its_one_pass_output(decoder_inpu
     with torch.no_grad():
         ids, mask = model._check_source(batch["input_ids"], batch["attention_mask"])
         encoder = model.model.encode(ids, mask, cache_cross_kv=True)
-        draft = model._nat_draft(encoder, torch.zeros(len(ids), 0, dtype=torch.long), model._nat_draft_length(encoder))
+        draft = model._nat_draft(
+            encoder, torch.zeros(len(ids), 0, dtype=torch.long), model._nat_draft_length(encoder), {}
+        )
     assert torch.equal(model._nat_append_eos(draft), one_pass)
 
 

@@ -62,6 +62,8 @@ class CMLMForConditionalGeneration(CMLMPreTrainedModel, GlancingMixin, NATGenera
     _tied_weights_keys = {"lm_head.weight": "model.shared.weight"}
     nat_generation_defaults = {"max_iterations": 10, "length_beam": 5, "adaptive": False}
     nat_option_bounds = {"max_iterations": ITERATION_BOUNDS, "length_beam": CANDIDATE_BOUNDS}
+    nat_draft_defaults = {"draft_iterations": 1}
+    nat_draft_bounds = {"draft_iterations": ITERATION_BOUNDS}
 
     def __init__(self, config: CMLMConfig):
         super().__init__(config)
@@ -177,10 +179,20 @@ class CMLMForConditionalGeneration(CMLMPreTrainedModel, GlancingMixin, NATGenera
     def _nat_draft_length(self, encoder: EncoderState) -> torch.Tensor:
         return LengthPredictor.top_lengths(self.model.length_predictor(encoder), 1)[:, 0]
 
-    def _nat_draft(self, encoder: EncoderState, prefix: torch.Tensor, draft_lengths: torch.Tensor) -> torch.Tensor:
-        """The prefix kept, the draft positions masked, all of them predicted in one pass."""
+    def _nat_draft(
+        self, encoder: EncoderState, prefix: torch.Tensor, draft_lengths: torch.Tensor, options: dict
+    ) -> torch.Tensor:
+        """The prefix kept, the draft positions masked and predicted; with ``draft_iterations`` T > 1,
+        mask-predict over the draft positions only (the least confident re-masked, linear decay)."""
         tokens, keep, draft = draft_layout(prefix, draft_lengths, self.config.pad_token_id)
-        hidden = self.model.decoder(keep, encoder, tokens.masked_fill(draft, self.config.mask_token_id))
-        _, best = best_tokens_of_states(hidden[draft], self.lm_head, self.config.special_token_ids())
-        tokens = tokens.masked_scatter(draft, best)
+        total = int(options["draft_iterations"])
+        masked, scores = draft, torch.zeros(tokens.shape, device=tokens.device)
+        for step in range(total):
+            hidden = self.model.decoder(keep, encoder, tokens.masked_fill(masked, self.config.mask_token_id))
+            best_scores, best = best_tokens_of_states(hidden[masked], self.lm_head, self.config.special_token_ids())
+            tokens, scores = tokens.masked_scatter(masked, best), scores.masked_scatter(masked, best_scores)
+            if step + 1 < total:
+                count = (draft.sum(1) * (total - step - 1)) // total
+                rank = scores.masked_fill(~draft, float("inf")).argsort(dim=1, stable=True).argsort(1)
+                masked = (rank < count[:, None]) & draft
         return left_align(tokens, draft, self.config.pad_token_id)[:, : max(int(draft_lengths.max()), 0)]

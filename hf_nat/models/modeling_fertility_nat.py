@@ -343,7 +343,9 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
             return fertility.sum(1).clamp(max=self.config.max_position_embeddings)
         return LengthPredictor.top_lengths(self.model.length_predictor(encoder), 1)[:, 0]
 
-    def _nat_draft(self, encoder: EncoderState, prefix: torch.Tensor, draft_lengths: torch.Tensor) -> torch.Tensor:
+    def _nat_draft(
+        self, encoder: EncoderState, prefix: torch.Tensor, draft_lengths: torch.Tensor, options: dict
+    ) -> torch.Tensor:
         """The decoder reads the prefix's token embeddings, then the source copied for the whole
         length (by the argmax fertilities, positions past their sum reading the last copied
         token; or uniformly); one pass predicts the draft positions."""

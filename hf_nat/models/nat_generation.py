@@ -362,19 +362,46 @@ class NATGenerationMixin(GenerationMixin):
         return with_eos(tokens, self.config.pad_token_id, self.config.eos_token_id)
 
     # Drafting for an AR verifier (``hf_nat.assisted_generate``): families that can continue a
-    # given target prefix implement both hooks below.
+    # given target prefix implement both hooks below and list their drafting options (and the
+    # options' bounds) in ``nat_draft_defaults`` / ``nat_draft_bounds``.
+    nat_draft_defaults: dict = {}
+    nat_draft_bounds: dict = {}
+
     @property
     def supports_drafting(self) -> bool:
         """Whether this family drafts continuations of a verified prefix (see ``_nat_draft``)."""
         return type(self)._nat_draft is not NATGenerationMixin._nat_draft
 
+    def nat_draft_options(self, options: dict | None) -> dict:
+        """The drafting options: ``options`` over ``nat_draft_defaults``; unknown names, values of
+        another type than the default's and values out of bounds are errors."""
+        options = dict(options or {})
+        unknown = sorted(set(options) - set(self.nat_draft_defaults))
+        if unknown:
+            raise ValueError(
+                f"{type(self).__name__} drafts with the option(s) {sorted(self.nat_draft_defaults)}, got {unknown}"
+            )
+        resolved = {**self.nat_draft_defaults, **options}
+        for name, value in resolved.items():
+            default = self.nat_draft_defaults[name]
+            if isinstance(default, numbers.Integral) and (
+                isinstance(value, bool) or not isinstance(value, numbers.Integral)
+            ):
+                raise ValueError(f"{name} must be an integer, got {value!r}")
+            if name in self.nat_draft_bounds:
+                self.nat_draft_bounds[name].check(name, value)
+        return resolved
+
     def _nat_draft_length(self, encoder: EncoderState) -> torch.Tensor:
         """(B,) the whole output length the family predicts for each source (its one-best)."""
         raise NotImplementedError(f"{type(self).__name__} does not draft continuations")
 
-    def _nat_draft(self, encoder: EncoderState, prefix: torch.Tensor, draft_lengths: torch.Tensor) -> torch.Tensor:
+    def _nat_draft(
+        self, encoder: EncoderState, prefix: torch.Tensor, draft_lengths: torch.Tensor, options: dict
+    ) -> torch.Tensor:
         """(B, M) content tokens continuing each row's ``prefix`` (B, P; content tokens, pad after)
-        at ``draft_lengths`` (B,) positions, in one pass; pad beyond a row's draft, M = max(draft_lengths)."""
+        at ``draft_lengths`` (B,) positions; pad beyond a row's draft, M = max(draft_lengths).
+        ``options``: the resolved drafting options (:meth:`nat_draft_options`)."""
         raise NotImplementedError(f"{type(self).__name__} does not draft continuations")
 
     # Hooks each family implements.
