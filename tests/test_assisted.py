@@ -334,11 +334,23 @@ def test_draft_prefix_prob_is_a_checked_probability(family):
 
 
 def test_measurement_reports_identity_acceptance_and_ratios(verifier, toy, tmp_path):
-    from hf_nat.measurements.assisted_decoding import format_assisted, measure_assisted, plot_assisted
+    from hf_nat.measurements.assisted_decoding import (
+        format_assisted,
+        measure_assisted,
+        next_token_accuracy,
+        plot_assisted,
+    )
 
     sources = toy.test_sentences[:6] + [""]
     measured = measure_assisted(
-        verifier, toy.tokenizer, sources, sources, [("toy", toy.model)], (None, 2), (1, 4), warmup_batches=1
+        verifier,
+        toy.tokenizer,
+        sources,
+        sources,
+        [("toy", toy.model, {"draft_iterations": 1})],
+        (None, 2),
+        (1, 4),
+        warmup_batches=1,
     )
     for entry in measured["batches"].values():
         assert [v["draft_max_tokens"] for v in entry["variants"]] == [None, 2]
@@ -347,7 +359,9 @@ def test_measurement_reports_identity_acceptance_and_ratios(verifier, toy, tmp_p
             assert variant["ar_passes_per_sentence"] >= 1 and variant["speedup_vs_fastest_ar"] is None
             assert variant["drafted_per_verification"] <= 2 + 1 or variant["draft_max_tokens"] is None
     results = {"command": "c", "commit": "x", "machine": "m", "torch": "t", "threads": 1, "verifier": "v"}
-    results.update(split="s", sentences=len(sources), **measured)
-    assert "rows ≠ greedy" in format_assisted(results)
+    accuracy = next_token_accuracy(verifier, toy.model, toy.tokenizer, sources, {"draft_iterations": 1})
+    assert accuracy["positions"] > 0 and 0 <= accuracy["first_token_accuracy"] <= 1
+    results.update(split="s", sentences=len(sources), next_token_accuracy={"toy": accuracy}, **measured)
+    assert "rows ≠ greedy" in format_assisted(results) and "first-token accuracy" in format_assisted(results)
     plot_assisted(results, str(tmp_path / "plot.png"))
     assert (tmp_path / "plot.png").stat().st_size > 0

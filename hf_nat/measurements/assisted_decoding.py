@@ -17,7 +17,7 @@ from hf_nat.assisted import assisted_generate
 from hf_nat.metrics import corpus_scores
 from hf_nat.translate import AR_LENGTH, _batches, _pad_batch, tokenize_sources
 
-__all__ = ["format_assisted", "measure_assisted", "plot_assisted"]
+__all__ = ["format_assisted", "measure_assisted", "next_token_accuracy", "plot_assisted"]
 
 
 def _timed(function, *args, **kwargs):
@@ -37,14 +37,15 @@ def measure_assisted(
     tokenizer,
     sources: Sequence[str],
     references: Sequence[str],
-    drafters: Sequence[tuple[str, object]],
+    drafters: Sequence[tuple[str, object, dict]],
     draft_caps: Sequence[int | None] = (None,),
     batch_sizes: Sequence[int] = (1, 64),
     fastest_ar=None,
     warmup_batches: int = 3,
 ) -> dict:
     """For each batch size, the greedy reference, ``fastest_ar`` (a model with a greedy
-    ``generate()``, e.g. CTranslate2 int8) and every (drafter, cap) variant over ``sources``.
+    ``generate()``, e.g. CTranslate2 int8) and every (drafter, cap) variant over ``sources``;
+    ``drafters`` holds (name, model, drafting options).
 
     Returns ``{"batches": {size: {"greedy": row, "fastest_ar": row, "variants": [row, ...]}}}``;
     a row has seconds, ms per sentence, sentences per second and BLEU; a variant row also the
@@ -56,7 +57,7 @@ def measure_assisted(
     results = {}
     for batch_size in batch_sizes:
         batches = _batches([len(x) for x in ids], batch_size, None, None)
-        variants = [(name, drafter, cap) for name, drafter in drafters for cap in draft_caps]
+        variants = [(name, drafter, options, cap) for name, drafter, options in drafters for cap in draft_caps]
         seconds = {"greedy": 0.0, "fastest_ar": 0.0, **{i: 0.0 for i in range(len(variants))}}
         greedy_out = [None] * len(ids)
         fastest_out = [None] * len(ids)
@@ -84,8 +85,9 @@ def measure_assisted(
                 seconds["fastest_ar"] += took
                 for row, i in enumerate(index):
                     fastest_out[i] = fast[row]
-            for v, (_, drafter, cap) in enumerate(variants):
-                assisted = {"assistant_model": drafter, "draft_max_tokens": cap, "return_dict_in_generate": True}
+            for v, (_, drafter, options, cap) in enumerate(variants):
+                assisted = {"assistant_model": drafter, "draft_max_tokens": cap, "draft_options": options}
+                assisted["return_dict_in_generate"] = True
                 if not timed:
                     assisted_generate(verifier, **inputs, **assisted)
                 out, took = _timed(assisted_generate, verifier, **inputs, **assisted)
@@ -117,11 +119,12 @@ def measure_assisted(
         entry = {"greedy": row("AR greedy (transformers)", seconds["greedy"], greedy_out), "variants": []}
         if fastest_ar is not None:
             entry["fastest_ar"] = row("AR greedy (fastest engine)", seconds["fastest_ar"], fastest_out)
-        for v, (name, _, cap) in enumerate(variants):
+        for v, (name, _, options, cap) in enumerate(variants):
             s = stats[v]
             variant = row(name, seconds[v], variant_out[v])
             variant.update(
                 draft_max_tokens=cap,
+                draft_options=options,
                 sentences=len(ids),
                 mismatches=s["mismatches"],
                 ar_passes_per_sentence=s["verifications"] / len(ids),
@@ -134,6 +137,41 @@ def measure_assisted(
             entry["variants"].append(variant)
         results[str(batch_size)] = entry
     return {"batches": results}
+
+
+@torch.inference_mode()
+def next_token_accuracy(verifier, drafter, tokenizer, sources: Sequence[str], options: dict) -> dict:
+    """How often the drafter's first drafted token is the verifier's next greedy token, given the
+    verifier's own greedy prefix of every length (teacher forcing: what bounds acceptance).
+
+    Returns ``{"positions": N, "first_token_accuracy": share}``; each sentence's prefixes are
+    drafted in one batch.
+    """
+    ids = tokenize_sources(verifier, tokenizer, sources)
+    pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
+    hits = positions = 0
+    for x in ids:
+        input_ids, mask = _pad_batch([x], pad, torch.device("cpu"))
+        greedy = verifier.generate(
+            input_ids=input_ids,
+            attention_mask=mask,
+            num_beams=1,
+            max_length=int(AR_LENGTH[0] * input_ids.shape[1] + AR_LENGTH[1]) + 1,
+        )[0, 1:]
+        target = greedy[greedy.ne(pad) & greedy.ne(eos)]
+        n = target.numel()
+        if n == 0:
+            continue
+        source_ids, source_mask = drafter._check_source(input_ids, mask)
+        encoder = drafter.model.encode(source_ids, source_mask, cache_cross_kv=True)
+        total = drafter._nat_draft_length(encoder)
+        rows = encoder.select(torch.zeros(n, dtype=torch.long))
+        lengths = torch.arange(n)
+        prefix = target[None, :].expand(n, -1).masked_fill(torch.arange(n)[None, :] >= lengths[:, None], pad)
+        draft = drafter._nat_draft(rows, prefix, (total - lengths).clamp(min=1), options)
+        hits += int(draft[:, 0].eq(target).sum())
+        positions += n
+    return {"positions": positions, "first_token_accuracy": hits / max(positions, 1)}
 
 
 def format_assisted(results: dict) -> str:
@@ -172,6 +210,19 @@ def format_assisted(results: dict) -> str:
                 f"| {v['bleu']:.2f} | {v['mismatches']} / {v['sentences']} | {v['ar_passes_per_sentence']:.2f} "
                 f"| {v['accepted_per_verification']:.2f} | {v['drafted_per_verification']:.2f} |"
             )
+        lines.append("")
+    if results.get("next_token_accuracy"):
+        lines += [
+            "## drafters as next-token predictors",
+            "",
+            "Share of positions where the first drafted token is the verifier's next greedy token, the",
+            "draft conditioned on the verifier's own greedy prefix (this bounds the acceptance).",
+            "",
+            "| drafter | positions | first-token accuracy |",
+            "|---|---:|---:|",
+        ]
+        for name, row in results["next_token_accuracy"].items():
+            lines.append(f"| {name} | {row['positions']} | {row['first_token_accuracy']:.3f} |")
         lines.append("")
     return "\n".join(lines)
 
