@@ -39,6 +39,8 @@ train cmlm_greedy_prefix_en_de cmlm '{"draft_prefix_prob": 0.5}' --eval_generate
 train nat_greedy_prefix_en_de fertility_nat '{"decoder_input": "uniform_copy", "glancing": true, "draft_prefix_prob": 0.5}' &
 wait
 train cmlm_greedy_en_de cmlm '{}' --eval_generate_kwargs "$ONE_PASS"
-python training/assisted_benchmark.py --verifier "$RUNS/ar_en_de/best" \
-  --drafters "$RUNS/cmlm_greedy_prefix_en_de/best" "$RUNS/cmlm_greedy_en_de/best" "$RUNS/nat_greedy_prefix_en_de/best" \
+DRAFTERS=("$RUNS/cmlm_greedy_prefix_en_de/best" "$RUNS/cmlm_greedy_en_de/best" "$RUNS/nat_greedy_prefix_en_de/best")
+# the CMLM distilled from beam 5 (recipe_multi30k.sh), for comparison: a drafter not distilled for the job
+[ -f "$RUNS/cmlm_distill_en_de/best/config.json" ] && DRAFTERS+=("$RUNS/cmlm_distill_en_de/best")
+python training/assisted_benchmark.py --verifier "$RUNS/ar_en_de/best" --drafters "${DRAFTERS[@]}" \
   --drafter_engines onnxruntime-int8 --draft_caps 0 4 --output_dir "$OUT"
