@@ -244,7 +244,7 @@ def plot_assisted(results: dict, path: str) -> None:
     import matplotlib.pyplot as plt
 
     batches = list(results["batches"])
-    fig, axes = plt.subplots(1, len(batches), figsize=(6 * len(batches), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(batches), figsize=(6 * len(batches), 5.5), squeeze=False)
     for ax, batch in zip(axes[0], batches):
         entry = results["batches"][batch]
         names = [f"{v['name']}\n≤{_cap(v)}" for v in entry["variants"]]
@@ -254,7 +254,7 @@ def plot_assisted(results: dict, path: str) -> None:
             fast = entry["greedy"]["seconds"] / entry["fastest_ar"]["seconds"]
             ax.axhline(fast, color="tab:red", linestyle="--", label="AR greedy, fastest engine")
         ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
-        ax.set_ylabel("speed × AR greedy (same output)")
+        ax.set_ylabel("× AR greedy (identical output)")
         ax.set_title(f"batch {batch}")
         ax.legend(fontsize=7)
     fig.tight_layout()
