@@ -26,19 +26,7 @@ from dataclasses import dataclass
 import torch
 from transformers import GenerationConfig
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
-from transformers.generation.logits_process import (
-    ForcedBOSTokenLogitsProcessor,
-    ForcedEOSTokenLogitsProcessor,
-    InfNanRemoveLogitsProcessor,
-    MinLengthLogitsProcessor,
-    MinNewTokensLengthLogitsProcessor,
-    NoBadWordsLogitsProcessor,
-    NoRepeatNGramLogitsProcessor,
-    RepetitionPenaltyLogitsProcessor,
-    SequenceBiasLogitsProcessor,
-    SuppressTokensAtBeginLogitsProcessor,
-    SuppressTokensLogitsProcessor,
-)
+from transformers.generation import logits_process
 from transformers.generation.stopping_criteria import EosTokenCriteria, MaxLengthCriteria
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import ModelOutput
@@ -49,18 +37,21 @@ __all__ = ["NATAssistedOutput", "assisted_generate", "check_assistant", "nat_ass
 
 # Logits processors that read only their own row's tokens and length: they give the same result
 # for a row whatever else is in the batch, so rows at different lengths can be processed together.
-_ROW_LOCAL_PROCESSORS = (
-    ForcedBOSTokenLogitsProcessor,
-    ForcedEOSTokenLogitsProcessor,
-    InfNanRemoveLogitsProcessor,
-    MinLengthLogitsProcessor,
-    MinNewTokensLengthLogitsProcessor,
-    NoBadWordsLogitsProcessor,
-    NoRepeatNGramLogitsProcessor,
-    RepetitionPenaltyLogitsProcessor,
-    SequenceBiasLogitsProcessor,
-    SuppressTokensAtBeginLogitsProcessor,
-    SuppressTokensLogitsProcessor,
+_ROW_LOCAL_PROCESSORS = tuple(
+    getattr(logits_process, name)
+    for name in (
+        "ForcedBOSTokenLogitsProcessor",
+        "ForcedEOSTokenLogitsProcessor",
+        "InfNanRemoveLogitsProcessor",
+        "MinLengthLogitsProcessor",
+        "MinNewTokensLengthLogitsProcessor",
+        "NoBadWordsLogitsProcessor",
+        "NoRepeatNGramLogitsProcessor",
+        "RepetitionPenaltyLogitsProcessor",
+        "SequenceBiasLogitsProcessor",
+        "SuppressTokensAtBeginLogitsProcessor",
+        "SuppressTokensLogitsProcessor",
+    )
 )
 
 
@@ -191,14 +182,14 @@ def _processed_scores(processors, candidates: torch.Tensor, lengths: torch.Tenso
         return logits
     out = logits.clone()
     for processor in processors:
-        if isinstance(processor, ForcedEOSTokenLogitsProcessor):
+        if isinstance(processor, logits_process.ForcedEOSTokenLogitsProcessor):
             forced = lengths.eq(processor.max_length - 1)
             if forced.any():
                 eos = torch.zeros(out.shape[-1], dtype=torch.bool, device=out.device)
                 eos[processor.eos_token_id.to(out.device)] = True
                 out[forced] = torch.where(eos, 0.0, -math.inf).to(out.dtype)
             continue
-        if isinstance(processor, MinLengthLogitsProcessor):
+        if isinstance(processor, logits_process.MinLengthLogitsProcessor):
             short = lengths.ge(0) & lengths.lt(processor.min_length)
             if short.any():
                 rows, positions = short.nonzero(as_tuple=True)

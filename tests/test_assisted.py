@@ -102,40 +102,34 @@ def test_trained_drafter_gives_greedy_output_exactly(verifier, toy):
     assert (out.verifications <= reference.ne(0).sum(1) - 1).all()
 
 
-def test_perfect_drafter_needs_one_ar_pass_per_sentence(verifier):
-    batch, reference = greedy(verifier, SOURCES, max_length=40)
+def counting_ar_passes(verifier, drafter, batch, **kwargs):
+    """(assisted output, how many times the verifier's decoder ran)."""
     passes = []
     hook = verifier.model.decoder.register_forward_pre_hook(lambda *_: passes.append(1))
     try:
         out = assisted_generate(
-            verifier,
-            **batch,
-            assistant_model=oracle(reference),
-            num_beams=1,
-            max_length=40,
-            return_dict_in_generate=True,
+            verifier, **batch, assistant_model=drafter, num_beams=1, return_dict_in_generate=True, **kwargs
         )
     finally:
         hook.remove()
+    return out, len(passes)
+
+
+def test_perfect_drafter_needs_one_ar_pass_per_sentence(verifier):
+    batch, reference = greedy(verifier, SOURCES, max_length=40)
+    out, passes = counting_ar_passes(verifier, oracle(reference), batch, max_length=40)
     assert torch.equal(out.sequences, reference)
     # Rows that end with eos within max_length get it proposed (empty sources get no draft at all).
     ended = reference.eq(2).any(1) & torch.tensor([bool(s.strip()) for s in SOURCES])
     assert out.verifications[ended].eq(1).all()
-    assert len(passes) == int(out.verifications.max())  # one batched pass per round
+    assert passes == int(out.verifications.max())  # one batched pass per round
 
 
 def test_ar_passes_are_counted_and_bounded_by_the_output_length(verifier):
     batch, reference = greedy(verifier, SOURCES, max_length=30)
-    passes = []
-    hook = verifier.model.decoder.register_forward_pre_hook(lambda *_: passes.append(1))
-    try:
-        out = assisted_generate(
-            verifier, **batch, assistant_model=random_cmlm(1), num_beams=1, max_length=30, return_dict_in_generate=True
-        )
-    finally:
-        hook.remove()
+    out, passes = counting_ar_passes(verifier, random_cmlm(1), batch, max_length=30)
     assert torch.equal(out.sequences, reference)
-    assert len(passes) == int(out.verifications.max()) <= reference.shape[1] - 1
+    assert passes == int(out.verifications.max()) <= reference.shape[1] - 1
     assert (out.accepted_tokens <= out.drafted_tokens).all()
     assert (out.accepted_tokens + out.verifications == reference.ne(0).sum(1) - 1).all()
 
