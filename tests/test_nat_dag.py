@@ -1,0 +1,105 @@
+"""The DA-Transformer's path dynamic programs against brute-force enumeration of every path."""
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from hf_nat.models.nat_dag import dag_best_path, dag_log_likelihood
+
+
+def random_graph(generator, batch=3, graph=6, steps=4, dtype=torch.float32):
+    """Log-normalised forward transitions and emissions, with per-row vertex and target counts."""
+    transitions = torch.randn(batch, graph, graph, generator=generator, dtype=dtype)
+    forward = torch.ones(graph, graph, dtype=torch.bool).triu(1)
+    transitions = transitions.masked_fill(~forward, float("-inf")).log_softmax(-1).nan_to_num(neginf=-1e4)
+    emissions = torch.randn(batch, graph, steps, generator=generator, dtype=dtype).log_softmax(1)
+    lengths = torch.randint(1, steps + 1, (batch,), generator=generator)
+    vertices = torch.stack([torch.randint(int(m), graph + 1, (1,), generator=generator)[0] for m in lengths])
+    return transitions, emissions, vertices, lengths
+
+
+def paths(vertices: int, length: int):
+    """Every path 0 = a_1 < … < a_m = vertices - 1 of ``length`` vertices."""
+    if length == 1:
+        return [(0,)] if vertices == 1 else []
+    return [(0, *middle, vertices - 1) for middle in itertools.combinations(range(1, vertices - 1), length - 2)]
+
+
+def path_score(transitions, emissions, path):
+    score = sum(float(emissions[a, t]) for t, a in enumerate(path))
+    return score + sum(float(transitions[a, b]) for a, b in zip(path, path[1:]))
+
+
+def brute_force(transitions, emissions, vertices, lengths):
+    """(log-sum over paths, best score, best path) per row, by enumeration."""
+    out = []
+    for b in range(transitions.shape[0]):
+        scored = [(path_score(transitions[b], emissions[b], p), p) for p in paths(int(vertices[b]), int(lengths[b]))]
+        total = math.log(sum(math.exp(s) for s, _ in scored)) if scored else float("-inf")
+        best = max(scored) if scored else (float("-inf"), ())
+        out.append((total, best[0], best[1]))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_sum_and_best_path_equal_brute_force(seed):
+    generator = torch.Generator().manual_seed(seed)
+    graph, steps = (
+        int(torch.randint(1, 8, (1,), generator=generator)),
+        int(torch.randint(1, 5, (1,), generator=generator)),
+    )
+    steps = min(steps, graph)
+    transitions, emissions, vertices, lengths = random_graph(generator, graph=graph, steps=steps)
+    total = dag_log_likelihood(transitions, emissions, vertices, lengths)
+    best, path = dag_best_path(transitions, emissions, vertices, lengths)
+    for b, (expected_total, expected_best, expected_path) in enumerate(
+        brute_force(transitions, emissions, vertices, lengths)
+    ):
+        if expected_total == float("-inf"):  # one vertex, more tokens: no path (excluded by the checks)
+            continue
+        assert float(total[b]) == pytest.approx(expected_total, abs=1e-4)
+        assert float(best[b]) == pytest.approx(expected_best, abs=1e-4)
+        assert tuple(path[b, : lengths[b]].tolist()) == expected_path
+        assert path[b, lengths[b] :].eq(-1).all()
+
+
+def test_single_vertex_single_token_and_batch_invariance():
+    generator = torch.Generator().manual_seed(3)
+    transitions, emissions, vertices, lengths = random_graph(generator, batch=5, graph=7, steps=5)
+    together = dag_log_likelihood(transitions, emissions, vertices, lengths)
+    alone = torch.cat(
+        [
+            dag_log_likelihood(transitions[i : i + 1], emissions[i : i + 1], vertices[i : i + 1], lengths[i : i + 1])
+            for i in range(5)
+        ]
+    )
+    assert torch.allclose(together, alone)
+    one = dag_log_likelihood(transitions[:1, :1, :1], emissions[:1, :1, :1], torch.tensor([1]), torch.tensor([1]))
+    assert float(one[0]) == pytest.approx(float(emissions[0, 0, 0]))
+
+
+def test_gradients_check_in_float64():
+    generator = torch.Generator().manual_seed(0)
+    transitions, emissions, vertices, lengths = random_graph(generator, batch=2, graph=5, steps=3, dtype=torch.float64)
+    vertices, lengths = torch.tensor([5, 4]), torch.tensor([3, 2])
+    forward = torch.ones(5, 5, dtype=torch.bool).triu(1)
+    raw = transitions.masked_fill(~forward, 0.0).requires_grad_()
+    emissions = emissions.requires_grad_()
+
+    def loss(raw, emissions):
+        return dag_log_likelihood(raw.masked_fill(~forward, float("-inf")), emissions, vertices, lengths)
+
+    assert torch.autograd.gradcheck(loss, (raw, emissions))
+
+
+def test_impossible_shapes_are_errors():
+    transitions = torch.zeros(1, 3, 3)
+    emissions = torch.zeros(1, 3, 4)
+    with pytest.raises(ValueError, match="vertices"):
+        dag_log_likelihood(transitions, emissions, torch.tensor([3]), torch.tensor([4]))
+    with pytest.raises(ValueError, match="1..T"):
+        dag_log_likelihood(transitions, emissions, torch.tensor([3]), torch.tensor([0]))
+    with pytest.raises(ValueError, match="transitions"):
+        dag_log_likelihood(torch.zeros(1, 3, 2), emissions, torch.tensor([3]), torch.tensor([2]))
