@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from hf_nat.models.nat_dag import dag_best_path, dag_log_likelihood
+from hf_nat.models.nat_dag import dag_best_path, dag_log_likelihood, dag_lookahead_path, dag_viterbi_path
 
 
 def random_graph(generator, batch=3, graph=6, steps=4, dtype=torch.float32):
@@ -103,3 +103,42 @@ def test_impossible_shapes_are_errors():
         dag_log_likelihood(transitions, emissions, torch.tensor([3]), torch.tensor([0]))
     with pytest.raises(ValueError, match="transitions"):
         dag_log_likelihood(torch.zeros(1, 3, 2), emissions, torch.tensor([3]), torch.tensor([2]))
+
+
+@pytest.mark.parametrize("seed", range(25))
+@pytest.mark.parametrize("beta", [0.0, 1.0, 2.0])
+def test_joint_viterbi_equals_brute_force_over_paths_and_lengths(seed, beta):
+    generator = torch.Generator().manual_seed(seed)
+    transitions, _, vertices, _ = random_graph(generator, batch=3, graph=6, steps=1)
+    vertices = torch.randint(1, 7, (3,), generator=generator)
+    token_scores = -torch.rand(3, 6, generator=generator) * 3
+    path, lengths, score = dag_viterbi_path(transitions, token_scores, vertices, beta)
+    for b in range(3):
+        candidates = [
+            (path_score(transitions[b], token_scores[b, :, None].expand(6, 6), p) / len(p) ** beta, p)
+            for m in range(1, int(vertices[b]) + 1)
+            for p in paths(int(vertices[b]), m)
+        ]
+        expected_score, expected_path = max(candidates)
+        assert float(score[b]) == pytest.approx(expected_score, abs=1e-4)
+        assert tuple(path[b, : lengths[b]].tolist()) == expected_path and path[b, lengths[b] :].eq(-1).all()
+
+
+@pytest.mark.parametrize("seed", range(20))
+@pytest.mark.parametrize("lookahead", [0.0, 1.0])
+def test_lookahead_path_follows_the_rule(seed, lookahead):
+    generator = torch.Generator().manual_seed(seed)
+    transitions, _, _, _ = random_graph(generator, batch=4, graph=7, steps=1)
+    vertices = torch.randint(1, 8, (4,), generator=generator)
+    token_scores = -torch.rand(4, 7, generator=generator) * 3
+    path, lengths = dag_lookahead_path(transitions, token_scores, vertices, lookahead)
+    for b in range(4):
+        expected, vertex, last = [0], 0, int(vertices[b]) - 1
+        while vertex != last:
+            options = {
+                j: float(transitions[b, vertex, j]) + lookahead * float(token_scores[b, j])
+                for j in range(vertex + 1, last + 1)
+            }
+            vertex = max(options, key=options.get)
+            expected.append(vertex)
+        assert path[b, : lengths[b]].tolist() == expected and path[b, lengths[b] :].eq(-1).all()

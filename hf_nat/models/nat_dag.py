@@ -12,7 +12,7 @@ programs over target positions, vectorised over the batch and the vertices, in f
 
 import torch
 
-__all__ = ["dag_best_path", "dag_log_likelihood"]
+__all__ = ["dag_best_path", "dag_log_likelihood", "dag_lookahead_path", "dag_viterbi_path"]
 
 # Impossible moves score this instead of -inf: a logsumexp over nothing but -inf has a NaN
 # gradient, while exp(-1e9) is exactly 0 in float32 and float64, so real paths are unaffected.
@@ -30,9 +30,10 @@ def _check(transitions: torch.Tensor, emissions: torch.Tensor, vertices: torch.T
         raise ValueError("a graph needs at least as many vertices as its target has tokens, and at most L")
 
 
-def _forward(transitions, emissions, vertices, lengths, reduce):
+def _forward(transitions, emissions, vertices, lengths, reduce, every_length=False):
     """α_t (B, L) for t = 1..T with ``reduce`` (logsumexp or max) over predecessors; the value at
-    each row's last target position and last vertex, and every step's argmax when reducing by max."""
+    each row's last target position and last vertex (with ``every_length``: at the last vertex for
+    every t, (B, T)), and every step's argmax when reducing by max."""
     batch, graph, steps = emissions.shape
     dtype = torch.promote_types(emissions.dtype, torch.float32)
     transitions = transitions.to(dtype).clamp(min=_IMPOSSIBLE)
@@ -56,7 +57,25 @@ def _forward(transitions, emissions, vertices, lengths, reduce):
         finals.append(alpha)
     alphas = torch.stack(finals, 1)  # (B, T, L)
     rows = torch.arange(batch, device=emissions.device)
+    if every_length:
+        return alphas[rows, :, vertices - 1], pointers
     return alphas[rows, lengths - 1, vertices - 1], pointers
+
+
+def _backtrack(pointers: list, vertices: torch.Tensor, lengths: torch.Tensor, steps: int) -> torch.Tensor:
+    """(B, T) vertex indices of the best paths ending at each row's last vertex after ``lengths``
+    steps (-1 beyond), following the max-product DP's argmax ``pointers``."""
+    batch = vertices.shape[0]
+    rows = torch.arange(batch, device=vertices.device)
+    path = torch.full((batch, steps), -1, dtype=torch.long, device=vertices.device)
+    current = vertices - 1
+    for t in range(steps - 1, -1, -1):
+        current = torch.where(lengths - 1 == t, vertices - 1, current)  # a row's last token sits on the last vertex
+        inside = lengths - 1 >= t
+        path[:, t] = torch.where(inside, current, -1)
+        if t > 0:
+            current = torch.where(inside, pointers[t - 1][rows, current.clamp(min=0)], current)
+    return path
 
 
 def dag_log_likelihood(
@@ -82,15 +101,59 @@ def dag_best_path(
     _check(transitions, emissions, vertices, lengths)
     with torch.no_grad():
         value, pointers = _forward(transitions, emissions, vertices, lengths, "max")
-        batch, steps = emissions.shape[0], emissions.shape[2]
-        rows = torch.arange(batch, device=emissions.device)
-        path = torch.full((batch, steps), -1, dtype=torch.long, device=emissions.device)
-        current = vertices - 1
-        for t in range(steps - 1, -1, -1):
-            here = lengths - 1 == t
-            current = torch.where(here, vertices - 1, current)  # a row's last token sits on the last vertex
-            inside = lengths - 1 >= t
-            path[:, t] = torch.where(inside, current, -1)
-            if t > 0:
-                current = torch.where(inside, pointers[t - 1][rows, current.clamp(min=0)], current)
-    return value, path
+        return value, _backtrack(pointers, vertices, lengths, emissions.shape[2])
+
+
+@torch.no_grad()
+def dag_viterbi_path(
+    transitions: torch.Tensor, token_scores: torch.Tensor, vertices: torch.Tensor, length_penalty: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Joint-Viterbi decoding: the path and length maximising max_Y log P(A, Y | x) / |Y|^β.
+
+    ``token_scores`` (B, L): each vertex's best token log-probability (the best Y along a path
+    takes each vertex's best token); ``transitions`` and ``vertices`` as for
+    :func:`dag_log_likelihood`; β = ``length_penalty``. Returns (path (B, L) vertex indices, -1
+    beyond each row's length; lengths (B,); normalised scores (B,)).
+    """
+    batch, graph = token_scores.shape
+    steps = graph
+    emissions = token_scores[:, :, None].expand(batch, graph, steps)
+    lengths = torch.ones(batch, dtype=torch.long, device=token_scores.device)
+    _check(transitions, emissions, vertices, lengths)
+    totals, pointers = _forward(transitions, emissions, vertices, lengths, "max", every_length=True)  # (B, T)
+    counts = torch.arange(1, steps + 1, device=totals.device, dtype=totals.dtype)
+    normalised = totals / counts[None, :] ** length_penalty
+    normalised = normalised.masked_fill(counts[None, :] > vertices[:, None], float("-inf"))
+    best, index = normalised.max(1)
+    lengths = index + 1
+    return _backtrack(pointers, vertices, lengths, steps), lengths, best
+
+
+@torch.no_grad()
+def dag_lookahead_path(
+    transitions: torch.Tensor, token_scores: torch.Tensor, vertices: torch.Tensor, lookahead: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Greedy (``lookahead`` = 0) or lookahead decoding: from vertex 0, step to
+    argmax_j log E[i, j] + β · token_scores[j] until the last vertex. Arguments as for
+    :func:`dag_viterbi_path`; returns (path (B, L), -1 beyond each row's length; lengths (B,))."""
+    batch, graph = token_scores.shape
+    device = token_scores.device
+    vertex_ids = torch.arange(graph, device=device)
+    real = vertex_ids[None, :] < vertices[:, None]
+    forward_edge = vertex_ids[:, None] < vertex_ids[None, :]
+    allowed = forward_edge[None] & real[:, :, None] & real[:, None, :]
+    scores = (transitions.float() + lookahead * token_scores.float()[:, None, :]).masked_fill(~allowed, float("-inf"))
+    step_to = scores.argmax(-1)  # (B, L): the next vertex from each vertex
+    rows = torch.arange(batch, device=device)
+    path = torch.full((batch, graph), -1, dtype=torch.long, device=device)
+    current = torch.zeros(batch, dtype=torch.long, device=device)
+    lengths = torch.zeros(batch, dtype=torch.long, device=device)
+    done = torch.zeros(batch, dtype=torch.bool, device=device)
+    for t in range(graph):
+        path[:, t] = torch.where(done, -1, current)
+        lengths += (~done).long()
+        done = done | current.eq(vertices - 1)
+        if bool(done.all()):
+            break
+        current = torch.where(done, current, step_to[rows, current])
+    return path, lengths
