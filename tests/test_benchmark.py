@@ -146,6 +146,21 @@ def test_setting_label_and_cli() -> None:
         cli._settings('{"ctc_nat": {"num_candidates": 1}}')
 
 
+def tiny_benchmark(tiny_setup: dict[str, str], output_dir, **options) -> dict:
+    """``run_benchmark`` on the tiny setup's data and baseline, small batches and few sentences
+    unless ``options`` say otherwise."""
+    defaults = dict(batch_size=4, max_sentences=4, latency_sentences=2, warmup=1)
+    return bench.run_benchmark(
+        baseline=tiny_setup["model"],
+        data_dir=tiny_setup["data"],
+        src="xx",
+        tgt="yy",
+        split="test",
+        output_dir=str(output_dir),
+        **{**defaults, **options},
+    )
+
+
 def test_run_benchmark(tiny_setup: dict[str, str]) -> None:
     copy_nat = CopyNat()
 
@@ -237,30 +252,18 @@ def test_settings_per_family(tiny_setup: dict[str, str], tmp_path) -> None:
             return LoadedModel("copy-nat", path, CopyNat(), ar.tokenizer, True)
         return load_model(path, device, dtype)
 
-    common = dict(
-        models=["copy-nat"],
-        baseline=tiny_setup["model"],
-        data_dir=tiny_setup["data"],
-        src="xx",
-        tgt="yy",
-        split="test",
-        batch_size=4,
-        max_sentences=4,
-        latency_sentences=2,
-        warmup=1,
-        ar_settings=[{"num_beams": 1}],
-        loader=loader,
-    )
-    results = bench.run_benchmark(output_dir=str(tmp_path / "a"), settings={"copy": [{"max_iterations": 2}]}, **common)
+    common = dict(models=["copy-nat"], ar_settings=[{"num_beams": 1}], loader=loader)
+    results = tiny_benchmark(tiny_setup, tmp_path / "a", settings={"copy": [{"max_iterations": 2}]}, **common)
     assert [(r["model"], r["label"]) for r in results["rows"]] == [("tiny-marian", "greedy"), ("copy-nat", "T=2")]
-    by_name = bench.run_benchmark(
-        output_dir=str(tmp_path / "c"),
+    by_name = tiny_benchmark(
+        tiny_setup,
+        tmp_path / "c",
         settings={"copy": [{"max_iterations": 2}], "copy-nat": [{"max_iterations": 3}]},
         **common,
     )
     assert [r["label"] for r in by_name["rows"]] == ["greedy", "T=3"]
     with pytest.raises(ValueError, match="no list for copy-nat or its family 'copy'"):
-        bench.run_benchmark(output_dir=str(tmp_path / "b"), settings={"cmlm": [{"max_iterations": 2}]}, **common)
+        tiny_benchmark(tiny_setup, tmp_path / "b", settings={"cmlm": [{"max_iterations": 2}]}, **common)
 
 
 def test_a_nat_model_runs_its_familys_declared_settings_by_default(tiny_setup: dict[str, str], tmp_path) -> None:
@@ -277,21 +280,7 @@ def test_a_nat_model_runs_its_familys_declared_settings_by_default(tiny_setup: d
             return LoadedModel("toy-ctc", path, model, nat_tokenizer, True)
         return load_model(path, device, dtype)
 
-    results = bench.run_benchmark(
-        models=["toy-ctc"],
-        baseline=tiny_setup["model"],
-        data_dir=tiny_setup["data"],
-        src="xx",
-        tgt="yy",
-        split="test",
-        output_dir=str(tmp_path),
-        batch_size=4,
-        max_sentences=4,
-        latency_sentences=2,
-        warmup=1,
-        ar_settings=[{"num_beams": 1}],
-        loader=loader,
-    )
+    results = tiny_benchmark(tiny_setup, tmp_path, models=["toy-ctc"], ar_settings=[{"num_beams": 1}], loader=loader)
     declared = list(hf_nat.FAMILIES["ctc_nat"].benchmark_settings)
     assert [r["setting"] for r in results["rows"] if r["kind"] == "nat"] == declared
 
@@ -299,19 +288,8 @@ def test_a_nat_model_runs_its_familys_declared_settings_by_default(tiny_setup: d
 def test_the_baseline_also_runs_on_ctranslate2_and_every_row_gets_ratios_to_its_int8_greedy(
     tiny_setup: dict[str, str], tmp_path
 ) -> None:
-    results = bench.run_benchmark(
-        models=[],
-        baseline=tiny_setup["model"],
-        data_dir=tiny_setup["data"],
-        src="xx",
-        tgt="yy",
-        split="test",
-        output_dir=str(tmp_path),
-        batch_size=4,
-        max_sentences=6,
-        latency_sentences=2,
-        warmup=1,
-        engines=["ctranslate2-int8", "ctranslate2"],
+    results = tiny_benchmark(
+        tiny_setup, tmp_path, models=[], max_sentences=6, engines=["ctranslate2-int8", "ctranslate2"]
     )
     rows = results["rows"]
     assert [(r["engine"], r["label"]) for r in rows] == [
@@ -334,16 +312,7 @@ def test_the_baseline_also_runs_on_ctranslate2_and_every_row_gets_ratios_to_its_
     assert "ctranslate2-int8 greedy" in results["metadata"]["ct2_reference"]
     assert "| tiny-marian | ctranslate2-int8 | greedy |" in open(tmp_path / "results.md").read()
     with pytest.raises(ValueError, match="unknown engine"):
-        bench.run_benchmark(
-            models=[],
-            baseline=tiny_setup["model"],
-            data_dir=tiny_setup["data"],
-            src="xx",
-            tgt="yy",
-            split="test",
-            output_dir=str(tmp_path / "x"),
-            engines=["tensorrt"],
-        )
+        tiny_benchmark(tiny_setup, tmp_path / "x", models=[], engines=["tensorrt"])
 
 
 def test_rows_read_back_from_results_json_keep_their_fields_and_refuse_unknown_ones() -> None:
