@@ -12,7 +12,16 @@ programs over target positions, vectorised over the batch and the vertices, in f
 
 import torch
 
-__all__ = ["dag_best_path", "dag_log_likelihood", "dag_lookahead_path", "dag_viterbi_path"]
+from .nat_sequences import left_align
+
+__all__ = [
+    "dag_best_path",
+    "dag_log_likelihood",
+    "dag_lookahead_path",
+    "dag_path_output",
+    "dag_viterbi_path",
+    "dag_viterbi_paths",
+]
 
 # Impossible moves score this instead of -inf: a logsumexp over nothing but -inf has a NaN
 # gradient, while exp(-1e9) is exactly 0 in float32 and float64, so real paths are unaffected.
@@ -115,6 +124,21 @@ def dag_viterbi_path(
     :func:`dag_log_likelihood`; β = ``length_penalty``. Returns (path (B, L) vertex indices, -1
     beyond each row's length; lengths (B,); normalised scores (B,)).
     """
+    paths, lengths, scores = dag_viterbi_paths(transitions, token_scores, vertices, length_penalty, 1)
+    return paths[:, 0], lengths[:, 0], scores[:, 0]
+
+
+@torch.no_grad()
+def dag_viterbi_paths(
+    transitions: torch.Tensor,
+    token_scores: torch.Tensor,
+    vertices: torch.Tensor,
+    length_penalty: float = 1.0,
+    num_paths: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The joint-Viterbi paths of the ``num_paths`` (k) best lengths, best first: the best path
+    of each length is what :func:`dag_viterbi_path` compares. Returns (paths (B, k, L), lengths
+    (B, k), normalised scores (B, k)); a graph with fewer than k lengths repeats its best."""
     batch, graph = token_scores.shape
     steps = graph
     emissions = token_scores[:, :, None].expand(batch, graph, steps)
@@ -124,9 +148,38 @@ def dag_viterbi_path(
     counts = torch.arange(1, steps + 1, device=totals.device, dtype=totals.dtype)
     normalised = totals / counts[None, :] ** length_penalty
     normalised = normalised.masked_fill(counts[None, :] > vertices[:, None], float("-inf"))
-    best, index = normalised.max(1)
-    lengths = index + 1
-    return _backtrack(pointers, vertices, lengths, steps), lengths, best
+    best, index = normalised.topk(min(num_paths, steps), dim=1)  # (B, k')
+    if best.shape[1] < num_paths:
+        index = torch.cat([index, index[:, :1].expand(-1, num_paths - best.shape[1])], 1)
+    index = torch.where(normalised.gather(1, index).isinf(), index[:, :1], index)  # lengths a graph lacks
+    best = normalised.gather(1, index)
+    paths = torch.stack([_backtrack(pointers, vertices, index[:, j] + 1, steps) for j in range(num_paths)], 1)
+    return paths, index + 1, best
+
+
+def dag_path_output(
+    path: torch.Tensor,
+    lengths: torch.Tensor,
+    vertex_tokens: torch.Tensor,
+    vertex_scores: torch.Tensor,
+    pad_token_id: int,
+    merge_repeats: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The output a path reads: the tokens of its vertices between the first and the last (those
+    emit bos and eos), left-aligned; with ``merge_repeats`` consecutive equal tokens become one.
+
+    ``path`` (N, P) vertex indices (-1 beyond each row's ``lengths`` (N,)); ``vertex_tokens`` and
+    ``vertex_scores`` (N, L): each vertex's token and its log-probability. Returns (tokens (N, W),
+    scores (N, W)), pad and 0 after each row's output.
+    """
+    on_path = vertex_tokens.gather(1, path.clamp(min=0))  # (N, P)
+    scores = vertex_scores.gather(1, path.clamp(min=0))
+    positions = torch.arange(path.shape[1], device=path.device)[None, :]
+    inner = (positions >= 1) & (positions < lengths[:, None] - 1)
+    marked = on_path.masked_fill(~inner, -1)
+    previous = torch.nn.functional.pad(marked[:, :-1], (1, 0), value=-1)
+    emitted = inner & marked.ne(previous) if merge_repeats else inner
+    return left_align(on_path, emitted, pad_token_id), left_align(scores, emitted, 0.0)
 
 
 @torch.no_grad()
