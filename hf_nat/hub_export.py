@@ -308,7 +308,8 @@ def _model_facts(model) -> dict:
         "ffn_dim": config.encoder_ffn_dim,
         "vocab_size": config.vocab_size,
         "max_positions": config.max_position_embeddings,
-        "decoding_defaults": {k: getattr(model.generation_config, k) for k in model.nat_generation_defaults},
+        # Python literals: the card's snippets pass them as keyword arguments (a string needs its quotes).
+        "decoding_defaults": {k: repr(getattr(model.generation_config, k)) for k in model.nat_generation_defaults},
     }
 
 

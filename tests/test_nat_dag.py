@@ -6,7 +6,14 @@ import math
 import pytest
 import torch
 
-from hf_nat.models.nat_dag import dag_best_path, dag_log_likelihood, dag_lookahead_path, dag_viterbi_path
+from hf_nat.models.nat_dag import (
+    dag_best_path,
+    dag_log_likelihood,
+    dag_lookahead_path,
+    dag_path_output,
+    dag_viterbi_path,
+    dag_viterbi_paths,
+)
 
 
 def random_graph(generator, batch=3, graph=6, steps=4, dtype=torch.float32):
@@ -142,3 +149,56 @@ def test_lookahead_path_follows_the_rule(seed, lookahead):
             vertex = max(options, key=options.get)
             expected.append(vertex)
         assert path[b, : lengths[b]].tolist() == expected and path[b, lengths[b] :].eq(-1).all()
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_viterbi_paths_are_the_best_path_of_each_of_the_k_best_lengths(seed):
+    generator = torch.Generator().manual_seed(seed)
+    transitions, _, _, _ = random_graph(generator, batch=3, graph=6, steps=1)
+    vertices = torch.randint(1, 7, (3,), generator=generator)
+    token_scores = -torch.rand(3, 6, generator=generator) * 3
+    k = 4
+    found, lengths, scores = dag_viterbi_paths(transitions, token_scores, vertices, 1.0, k)
+    assert found.shape == (3, k, 6) and lengths.shape == scores.shape == (3, k)
+    for b in range(3):
+        best_of_length = {}
+        for m in range(1, int(vertices[b]) + 1):
+            scored = [
+                (path_score(transitions[b], token_scores[b, :, None].expand(6, 6), p) / m, p)
+                for p in paths(int(vertices[b]), m)
+            ]
+            if scored:
+                best_of_length[m] = max(scored)
+        ranked = sorted(best_of_length.values(), reverse=True)
+        ranked += [ranked[0]] * (k - len(ranked))  # fewer lengths than k: the best repeats
+        for j in range(k):
+            assert float(scores[b, j]) == pytest.approx(ranked[j][0], abs=1e-4)
+            assert tuple(found[b, j, : lengths[b, j]].tolist()) == ranked[j][1]
+    one = dag_viterbi_path(transitions, token_scores, vertices, 1.0)
+    assert torch.equal(one[0], found[:, 0]) and torch.equal(one[1], lengths[:, 0])
+
+
+@pytest.mark.parametrize("merge", [True, False])
+@pytest.mark.parametrize("seed", range(10))
+def test_path_output_reads_the_inner_vertices_and_merges_repeats(seed, merge):
+    generator = torch.Generator().manual_seed(seed)
+    batch, graph, pad = 4, 7, 0
+    vertex_tokens = torch.randint(1, 4, (batch, graph), generator=generator)  # few tokens: many repeats
+    vertex_scores = -torch.rand(batch, graph, generator=generator)
+    lengths = torch.randint(1, graph + 1, (batch,), generator=generator)
+    path = torch.full((batch, graph), -1)
+    for b in range(batch):
+        inner = sorted(torch.randperm(graph - 2, generator=generator)[: max(int(lengths[b]) - 2, 0)].add(1).tolist())
+        row = [0, *inner, graph - 1][: int(lengths[b])]
+        path[b, : len(row)] = torch.tensor(row)
+    tokens, scores = dag_path_output(path, lengths, vertex_tokens, vertex_scores, pad, merge_repeats=merge)
+    for b in range(batch):
+        inner = path[b, 1 : max(int(lengths[b]) - 1, 1)].tolist()
+        expected = []
+        for vertex in inner:
+            token = int(vertex_tokens[b, vertex])
+            if not (merge and expected and expected[-1][0] == token):
+                expected.append((token, float(vertex_scores[b, vertex])))
+        got = tokens[b][tokens[b].ne(pad)].tolist()
+        assert got == [t for t, _ in expected]
+        assert scores[b, : len(got)].tolist() == pytest.approx([s for _, s in expected])

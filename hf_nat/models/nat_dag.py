@@ -147,7 +147,8 @@ def dag_viterbi_paths(
     totals, pointers = _forward(transitions, emissions, vertices, lengths, "max", every_length=True)  # (B, T)
     counts = torch.arange(1, steps + 1, device=totals.device, dtype=totals.dtype)
     normalised = totals / counts[None, :] ** length_penalty
-    normalised = normalised.masked_fill(counts[None, :] > vertices[:, None], float("-inf"))
+    no_path = (counts[None, :] > vertices[:, None]) | (totals <= _IMPOSSIBLE / 2)  # e.g. one token, many vertices
+    normalised = normalised.masked_fill(no_path, float("-inf"))
     best, index = normalised.topk(min(num_paths, steps), dim=1)  # (B, k')
     if best.shape[1] < num_paths:
         index = torch.cat([index, index[:, :1].expand(-1, num_paths - best.shape[1])], 1)
