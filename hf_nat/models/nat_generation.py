@@ -164,6 +164,9 @@ class NATGenerationMixin(GenerationMixin):
     """``generate()`` for non-autoregressive families (see the module docstring)."""
 
     nat_generation_defaults: dict = {}
+    # Whether the family encodes the source separately (encoder-decoder) or reads it in the same
+    # Transformer as its output (``_nat_encode`` then hands the steps the source tokens).
+    nat_has_encoder: bool = True
     # Ranges of the family's numeric options (name -> OptionBounds); types follow the defaults.
     nat_option_bounds: dict = {}
     # Per-call inputs that are options but never generation-config defaults (e.g. a draft to refine).
@@ -299,7 +302,7 @@ class NATGenerationMixin(GenerationMixin):
             sequences = self._nat_append_eos(input_ids.new_full((input_ids.shape[0], 0), self.config.pad_token_id))
             zeros = torch.zeros(input_ids.shape[0], device=input_ids.device)
             return NATGenerateOutput(sequences=sequences, sequences_scores=zeros, iterations=zeros.long(), history=())
-        source_encoder = self.model.encode(input_ids, attention_mask, cache_cross_kv=True)
+        source_encoder = self._nat_encode(input_ids, attention_mask)
 
         state = self._nat_initial_state(source_encoder, empty, options)
         one_each = state.source_index.numel() == input_ids.shape[0] and bool(
@@ -355,6 +358,25 @@ class NATGenerationMixin(GenerationMixin):
             sequences_scores=scores,
             iterations=iterations[best].masked_fill(empty, 0),
             history=chosen_history,
+        )
+
+    def _nat_encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> EncoderState:
+        """What every decoding step reads of the source: the encoder output with the decoder's
+        cross-attention keys and values cached or, for a family without an encoder
+        (``nat_has_encoder = False``: one Transformer over source and output together), the
+        source tokens alone."""
+        if not self.nat_has_encoder:
+            return EncoderState(hidden=None, keep=attention_mask.bool(), input_ids=input_ids)
+        return self.model.encode(input_ids, attention_mask, cache_cross_kv=True)
+
+    def nat_language_options(self, src_lang: str | None, tgt_lang: str | None) -> dict:
+        """The ``generate()`` options that translate ``src_lang`` → ``tgt_lang`` (what the
+        translation pipeline's ``src_lang``/``tgt_lang`` ask for). A family that translates the one
+        direction it was trained on has none: asking for a direction is an error; a family
+        trained on several directions overrides this."""
+        raise ValueError(
+            f"{type(self).__name__} translates the one direction it was trained on; src_lang/tgt_lang "
+            f"(got {src_lang!r} → {tgt_lang!r}) choose a direction only for a model trained on several"
         )
 
     def _nat_append_eos(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -179,14 +179,15 @@ class TokenEmbedding(nn.Module):
 
 @dataclass(frozen=True)
 class EncoderState:
-    """Encoder output reused by every refinement step.
+    """Encoder output reused by every refinement step (for a family without an encoder, only the
+    source tokens: ``hidden`` None).
 
     ``cross_kv`` holds each decoder layer's key/value projections of ``hidden``, so refinement
     steps never recompute them. ``input_ids`` keeps the source tokens for families whose decoder
     input copies source embeddings. ``select`` gathers rows (length beam, active hypotheses).
     """
 
-    hidden: torch.Tensor
+    hidden: torch.Tensor | None
     keep: torch.Tensor
     cross_kv: tuple[tuple[torch.Tensor, torch.Tensor], ...] | None = None
     input_ids: torch.Tensor | None = None
@@ -195,7 +196,8 @@ class EncoderState:
         """The rows ``index`` of this state (with repetition allowed)."""
         kv = None if self.cross_kv is None else tuple((k[index], v[index]) for k, v in self.cross_kv)
         ids = None if self.input_ids is None else self.input_ids[index]
-        return replace(self, hidden=self.hidden[index], keep=self.keep[index], cross_kv=kv, input_ids=ids)
+        hidden = None if self.hidden is None else self.hidden[index]
+        return replace(self, hidden=hidden, keep=self.keep[index], cross_kv=kv, input_ids=ids)
 
 
 class NATEncoder(nn.Module):

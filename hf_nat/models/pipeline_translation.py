@@ -24,7 +24,9 @@ class NATTranslationPipeline(Pipeline):
     ``truncation`` (default True) cuts sources longer than the model's positions with a warning;
     ``truncation=False`` raises a ValueError instead. Empty or whitespace-only sources translate
     to the empty string, an empty list to an empty list; characters that cannot be encoded (lone
-    surrogates) are read as U+FFFD, i.e. unknown. Every other keyword goes to ``generate()``.
+    surrogates) are read as U+FFFD, i.e. unknown. ``src_lang``/``tgt_lang`` pick the direction of a
+    model trained on several (``model.nat_language_options``). Every other keyword goes to
+    ``generate()``.
     """
 
     _load_tokenizer = True
@@ -32,8 +34,12 @@ class NATTranslationPipeline(Pipeline):
     _load_image_processor = False
     _load_feature_extractor = False
 
-    def _sanitize_parameters(self, truncation=None, **generate_kwargs):
+    def _sanitize_parameters(self, truncation=None, src_lang=None, tgt_lang=None, **generate_kwargs):
         preprocess = {} if truncation is None else {"truncation": truncation}
+        if src_lang is not None or tgt_lang is not None:
+            if not hasattr(self.model, "nat_language_options"):
+                raise ValueError(f"{type(self.model).__name__} takes no src_lang/tgt_lang")
+            generate_kwargs = {**self.model.nat_language_options(src_lang, tgt_lang), **generate_kwargs}
         return preprocess, generate_kwargs, {}
 
     def __call__(self, inputs, **kwargs):
