@@ -10,7 +10,7 @@ from transformers import pipeline
 from hf_nat import KermitConfig, KermitForConditionalGeneration
 from hf_nat.data import Seq2SeqCollator
 from hf_nat.models.configuration_kermit import parse_training_modes
-from hf_nat.models.modeling_kermit import kermit_canvas, side_slots
+from hf_nat.models.modeling_kermit import canvas_sides, kermit_canvas, side_slots
 from tests.toy import toy_sentences, toy_shape, toy_tokenizer, train_toy_model
 
 PAD, BOS, EOS = 0, 1, 2
@@ -64,10 +64,11 @@ def random_content(generator, batch: int, width: int) -> torch.Tensor:
 def test_canvas_and_side_slots_match_a_row_by_row_construction(seed):
     generator = torch.Generator().manual_seed(seed)
     x, y = random_content(generator, 4, 5), random_content(generator, 4, 3)
-    canvas, sides = kermit_canvas(x, y, PAD, BOS, EOS)
+    canvas = kermit_canvas(x, y, PAD, BOS, EOS)
+    sides = canvas_sides(canvas, BOS)
     values = torch.randn(4, canvas.shape[1] - 1, 2, generator=generator)
     for side in (0, 1):
-        picked = side_slots(values, canvas, sides, side, PAD)
+        picked = side_slots(values, canvas, side, PAD, BOS)
         for b in range(4):
             xs, ys = x[b][x[b].ne(PAD)].tolist(), y[b][y[b].ne(PAD)].tolist()
             row = [BOS, *xs, EOS, BOS, *ys, EOS]

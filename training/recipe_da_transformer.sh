@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # DA-Transformer on Multi30k en→de, raw and distilled (the teacher's beam-5 corpus of
 # recipe_multi30k.sh: run that first, with the same RUNS_DIR), glancing on, λ = 2; then one
-# benchmark of both models' three decoding strategies against the AR teacher.
+# benchmark of both models' three decoding strategies against the AR teacher (in PyTorch and on
+# CTranslate2 int8; the DA-Transformers also on ONNX Runtime int8).
 #
 #   training/recipe_da_transformer.sh cpu [RUNS_DIR]   # the families' size and 44 minutes per model
 #   training/recipe_da_transformer.sh gpu [RUNS_DIR]
@@ -32,7 +33,7 @@ done
   --models "$RUNS/da_transformer_en_de/best" "$RUNS/da_transformer_distill_en_de/best" \
   --baseline "$RUNS/ar_en_de/best" --data_dir "$DATA" --src en --tgt de --split test_2016_flickr \
   --output_dir "$RESULTS" --threads 1 --device "$DEVICE" --dtype "$BENCH_DTYPE" \
-  --ar_settings '[{"num_beams": 1}, {"num_beams": 5}]' \
+  --ar_settings '[{"num_beams": 1}, {"num_beams": 5}]' --engines pytorch onnxruntime-int8 ctranslate2-int8 \
   --settings '[{"decode_strategy": "greedy"}, {"decode_strategy": "lookahead"}, {"decode_strategy": "viterbi"},
     {"decode_strategy": "viterbi", "num_candidates": 5, "rescore": true}]'
 echo "recipe done: results in $RESULTS"

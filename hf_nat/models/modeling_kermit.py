@@ -18,7 +18,7 @@ from .modeling_nat import NATModelOutput, NATPreTrainedModel, NATSeq2SeqLMOutput
 from .nat_edit_mixin import EDIT_DECODING_DEFAULTS, EDIT_OPTION_BOUNDS, BoundedEditsMixin
 from .nat_edits import add_boundaries, bounded_scores, cap_insertions, insert_into_slots, length_caps, slot_states
 from .nat_generation import DecoderState, NATGenerationMixin
-from .nat_layers import EncoderLayer, EncoderState, TokenEmbedding
+from .nat_layers import EncoderLayer, EncoderState, NATEncoder
 from .nat_noise import random_subsequence, uniform_noise
 from .nat_registry import register_family
 from .nat_sequences import left_align
@@ -28,6 +28,8 @@ __all__ = [
     "KermitForConditionalGeneration",
     "KermitModel",
     "KermitPreTrainedModel",
+    "CanvasEncoder",
+    "canvas_sides",
     "kermit_canvas",
     "side_slots",
 ]
@@ -37,29 +39,53 @@ DIRECTIONS = ("y|x", "x|y")
 
 def kermit_canvas(
     x: torch.Tensor, y: torch.Tensor, pad_token_id: int, bos_token_id: int, eos_token_id: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The canvas of content rows ``x`` (B, Tx) and ``y`` (B, Ty) (left-aligned, pad after):
-    (canvas (B, L): bos, x, eos, bos, y, eos, pad after; sides (B, L): 0 on x's part, 1 on y's
-    part and on padding)."""
+) -> torch.Tensor:
+    """The canvas (B, L) of content rows ``x`` (B, Tx) and ``y`` (B, Ty) (left-aligned, pad
+    after): bos, x, eos, bos, y, eos, pad after."""
     bounded_x = add_boundaries(x, pad_token_id, bos_token_id, eos_token_id)
     bounded_y = add_boundaries(y, pad_token_id, bos_token_id, eos_token_id)
     both = torch.cat([bounded_x, bounded_y], 1)
-    real = both.ne(pad_token_id)
-    side_of = torch.cat([torch.zeros_like(bounded_x), torch.ones_like(bounded_y)], 1)
-    return left_align(both, real, pad_token_id), left_align(side_of, real, 1)
+    return left_align(both, both.ne(pad_token_id), pad_token_id)
 
 
-def side_slots(values: torch.Tensor, canvas: torch.Tensor, sides: torch.Tensor, side: int, pad_token_id: int):
+def canvas_sides(canvas: torch.Tensor, bos_token_id: int) -> torch.Tensor:
+    """(B, L) the side of every canvas position: 0 up to x's eos, 1 from y's bos on (padding too).
+    A pure function of the canvas, so the side embedding needs no input of its own."""
+    return (canvas.eq(bos_token_id).long().cumsum(1) >= 2).long()
+
+
+def side_slots(values: torch.Tensor, canvas: torch.Tensor, side: int, pad_token_id: int, bos_token_id: int):
     """The per-slot ``values`` (B, L - 1, ...) of a canvas (B, L) restricted to the slots of one
     ``side``, in order: (B, S, ...) with S the most slots a row's side has (slot 0 follows the
     side's bos). Rows with fewer slots are padded with their last slot's values."""
     real = canvas.ne(pad_token_id)
+    sides = canvas_sides(canvas, bos_token_id)
     mine = real[:, :-1] & real[:, 1:] & sides[:, :-1].eq(side) & sides[:, 1:].eq(side)  # (B, L - 1)
     order = (~mine).to(torch.int8).argsort(dim=1, stable=True)
     width = max(int(mine.sum(1).max()), 1)
     order = order[:, :width]
     index = order.view(*order.shape, *([1] * (values.dim() - 2))).expand(-1, -1, *values.shape[2:])
     return values.gather(1, index)
+
+
+class CanvasEncoder(NATEncoder):
+    """The encoder stack run over a whole canvas: token, position and side embeddings, then
+    ``encoder_layers + decoder_layers`` bidirectional layers (an encoder-decoder's depth)."""
+
+    def __init__(self, config: KermitConfig, embed_tokens: nn.Embedding):
+        super().__init__(config, embed_tokens)
+        self.layers.extend(EncoderLayer(config) for _ in range(config.decoder_layers))
+        self.side_embed = nn.Embedding(2, config.d_model)
+        self.bos_token_id = config.bos_token_id
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """States (B, L, D) of a canvas ``input_ids`` (B, L); ``attention_mask`` marks real positions."""
+        keep = attention_mask.bool()
+        sides = canvas_sides(input_ids, self.bos_token_id)
+        x = self.embed(inputs_embeds=self.embed.token_embeds(input_ids) + self.side_embed(sides))
+        for layer in self.layers:
+            x = layer(x, keep)
+        return self.layer_norm(x)
 
 
 class KermitPreTrainedModel(NATPreTrainedModel):
@@ -69,17 +95,14 @@ class KermitPreTrainedModel(NATPreTrainedModel):
 
 
 class KermitModel(KermitPreTrainedModel):
-    """Token, position and side embeddings and one bidirectional Transformer stack over the canvas."""
+    """The shared token embedding and the canvas encoder: the whole Transformer."""
 
-    _tied_weights_keys = {"embed.embed_tokens.weight": "shared.weight"}
+    _tied_weights_keys = {"encoder.embed.embed_tokens.weight": "shared.weight"}
 
     def __init__(self, config: KermitConfig):
         super().__init__(config)
         self.shared = nn.Embedding(config.vocab_size, config.d_model, config.pad_token_id)
-        self.embed = TokenEmbedding(config, self.shared)
-        self.side_embed = nn.Embedding(2, config.d_model)
-        self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.encoder_layers + config.decoder_layers))
-        self.layer_norm = nn.LayerNorm(config.d_model)
+        self.encoder = CanvasEncoder(config, self.shared)
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -87,19 +110,15 @@ class KermitModel(KermitPreTrainedModel):
 
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.shared = value
-        self.embed.embed_tokens = value
+        self.encoder.embed.embed_tokens = value
 
-    def states(self, canvas: torch.Tensor, sides: torch.Tensor) -> torch.Tensor:
-        """(B, L, D) states of a ``canvas`` (B, L) with its ``sides`` (B, L) (see :func:`kermit_canvas`)."""
-        keep = canvas.ne(self.config.pad_token_id)
-        x = self.embed(inputs_embeds=self.embed.token_embeds(canvas) + self.side_embed(sides))
-        for layer in self.layers:
-            x = layer(x, keep)
-        return self.layer_norm(x)
+    def states(self, canvas: torch.Tensor) -> torch.Tensor:
+        """(B, L, D) states of a ``canvas`` (B, L) (see :func:`kermit_canvas`)."""
+        return self.encoder(canvas, canvas.ne(self.config.pad_token_id))
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor, **kwargs) -> NATModelOutput:
-        """The states of a canvas (``input_ids``) and its sides (``token_type_ids``)."""
-        return NATModelOutput(last_hidden_state=self.states(input_ids, token_type_ids))
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs) -> NATModelOutput:
+        """The states of a canvas (``input_ids``)."""
+        return NATModelOutput(last_hidden_state=self.states(input_ids))
 
 
 @register_family(base_class=KermitModel, benchmark_settings=[{"max_iterations": 10}])
@@ -131,9 +150,9 @@ class KermitForConditionalGeneration(KermitPreTrainedModel, BoundedEditsMixin, N
         """The given side and the generated one share the canvas's positions: half each."""
         return self.config.max_position_embeddings // 2
 
-    def _slot_log_probs(self, canvas: torch.Tensor, sides: torch.Tensor) -> torch.Tensor:
+    def _slot_log_probs(self, canvas: torch.Tensor) -> torch.Tensor:
         """(B, L - 1, V + 1) per canvas slot: log-probabilities of each token, and of "no insertion" last."""
-        slots = self.slot_proj(slot_states(self.model.states(canvas, sides)))
+        slots = self.slot_proj(slot_states(self.model.states(canvas)))
         return torch.cat([self.lm_head(slots), self.no_insertion_head(slots)], -1).float().log_softmax(-1)
 
     def _side_content(self, ids: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
@@ -158,8 +177,8 @@ class KermitForConditionalGeneration(KermitPreTrainedModel, BoundedEditsMixin, N
         c = self.config
         x = self._side_content(input_ids, attention_mask)
         if labels is None:
-            canvas, sides = kermit_canvas(x, x[:, :0], c.pad_token_id, c.bos_token_id, c.eos_token_id)
-            return NATSeq2SeqLMOutput(logits=self._slot_log_probs(canvas, sides))
+            canvas = kermit_canvas(x, x[:, :0], c.pad_token_id, c.bos_token_id, c.eos_token_id)
+            return NATSeq2SeqLMOutput(logits=self._slot_log_probs(canvas))
         y = self._side_content(labels)
         width = x.ne(c.pad_token_id).sum(1) + y.ne(c.pad_token_id).sum(1) + 4
         if int(width.max()) > c.max_position_embeddings:
@@ -183,19 +202,19 @@ class KermitForConditionalGeneration(KermitPreTrainedModel, BoundedEditsMixin, N
             kept = torch.where(mode_in(given)[:, None], real, partial & ~mode_in(absent)[:, None])
             sides_data.append((side, real, kept, mode_in(*scored)))
         (x, x_real, x_kept, x_scored), (y, y_real, y_kept, y_scored) = sides_data
-        canvas, sides = kermit_canvas(
+        canvas = kermit_canvas(
             left_align(x, x_kept, c.pad_token_id),
             left_align(y, y_kept, c.pad_token_id),
             c.pad_token_id,
             c.bos_token_id,
             c.eos_token_id,
         )
-        log_probs = self._slot_log_probs(canvas, sides)
+        log_probs = self._slot_log_probs(canvas)
         total, complete, slots = log_probs.sum() * 0.0, 0, 0  # zero loss keeps every parameter in the graph
         for side_index, (side, real, kept, scored) in enumerate(sides_data):
             if not scored.any():
                 continue
-            side_log_probs = side_slots(log_probs, canvas, sides, side_index, c.pad_token_id)
+            side_log_probs = side_slots(log_probs, canvas, side_index, c.pad_token_id, c.bos_token_id)
             loss, side_complete, side_slots_mask = slot_insertion_loss(
                 side_log_probs[scored], side[scored], real[scored], kept[scored], c.insertion_loss, c.tree_temperature
             )
@@ -249,8 +268,8 @@ class KermitForConditionalGeneration(KermitPreTrainedModel, BoundedEditsMixin, N
         given = self._side_content(encoder.input_ids, encoder.keep)
         generated_side = 1 if options["direction"] == "y|x" else 0
         x, y = (given, state.tokens) if generated_side else (state.tokens, given)
-        canvas, sides = kermit_canvas(x, y, c.pad_token_id, c.bos_token_id, c.eos_token_id)
-        log_probs = side_slots(self._slot_log_probs(canvas, sides), canvas, sides, generated_side, c.pad_token_id)
+        canvas = kermit_canvas(x, y, c.pad_token_id, c.bos_token_id, c.eos_token_id)
+        log_probs = side_slots(self._slot_log_probs(canvas), canvas, generated_side, c.pad_token_id, c.bos_token_id)
         room = c.max_position_embeddings - given.ne(c.pad_token_id).sum(1) - 4
         caps = torch.minimum(
             length_caps(encoder.keep, float(options["max_length_ratio"]), c.max_position_embeddings), room
@@ -318,11 +337,11 @@ class KermitForConditionalGeneration(KermitPreTrainedModel, BoundedEditsMixin, N
             return choice.clamp(max=c.vocab_size - 1), choice.ne(c.vocab_size)
 
         for _ in range(max_iterations):
-            canvas, sides = kermit_canvas(x.tokens, y.tokens, c.pad_token_id, c.bos_token_id, c.eos_token_id)
-            log_probs = self._slot_log_probs(canvas, sides)
+            canvas = kermit_canvas(x.tokens, y.tokens, c.pad_token_id, c.bos_token_id, c.eos_token_id)
+            log_probs = self._slot_log_probs(canvas)
             room = torch.full((num_pairs,), (c.max_position_embeddings - 4) // 2, device=device)
-            new_x = self._insert(x, side_slots(log_probs, canvas, sides, 0, c.pad_token_id), room, 0.0, draw)
-            new_y = self._insert(y, side_slots(log_probs, canvas, sides, 1, c.pad_token_id), room, 0.0, draw)
+            new_x = self._insert(x, side_slots(log_probs, canvas, 0, c.pad_token_id, c.bos_token_id), room, 0.0, draw)
+            new_y = self._insert(y, side_slots(log_probs, canvas, 1, c.pad_token_id, c.bos_token_id), room, 0.0, draw)
             unchanged = new_x.tokens.shape == x.tokens.shape and new_y.tokens.shape == y.tokens.shape
             if unchanged and torch.equal(new_x.tokens, x.tokens) and torch.equal(new_y.tokens, y.tokens):
                 break
