@@ -132,7 +132,7 @@ def test_only_the_modes_asked_for_are_trained():
     model.config.training_modes = "x|y:1"
     x_only = model(**batch, generator=torch.Generator().manual_seed(0)).loss
     assert torch.isfinite(y_only) and torch.isfinite(x_only) and not torch.isclose(y_only, x_only)
-    too_long = pair_batch(tokenizer, [" ".join(["w1"] * 15)], [" ".join(["w2"] * 15)])  # 15 + 15 + 4 > 32
+    too_long = pair_batch(tokenizer, [" ".join(["w1"] * 13)], [" ".join(["w2"] * 17)])  # 13 + 17 + 4 > 32
     with pytest.raises(ValueError, match="exceeds max_position_embeddings"):
         model(**too_long)
 

@@ -66,11 +66,13 @@ def test_every_family_is_registered_under_its_model_type():
     assert set(hf_nat.FAMILIES) == {
         "cmlm",
         "ctc_nat",
+        "da_transformer",
         "imputer",
         "fertility_nat",
         "iterative_nat",
         "levenshtein_transformer",
         "insertion_transformer",
+        "kermit",
     }
     for model_type, family in hf_nat.FAMILIES.items():
         assert family.model_type == model_type == family.config_class.model_type

@@ -147,8 +147,9 @@ class KermitForConditionalGeneration(KermitPreTrainedModel, BoundedEditsMixin, N
         self.generation_config = self._nat_default_generation_config()
 
     def max_source_positions(self) -> int:
-        """The given side and the generated one share the canvas's positions: half each."""
-        return self.config.max_position_embeddings // 2
+        """The given side and the generated one share the canvas's positions (and its four
+        boundary tokens): half each."""
+        return (self.config.max_position_embeddings - 4) // 2
 
     def _slot_log_probs(self, canvas: torch.Tensor) -> torch.Tensor:
         """(B, L - 1, V + 1) per canvas slot: log-probabilities of each token, and of "no insertion" last."""
