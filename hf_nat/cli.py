@@ -130,6 +130,12 @@ def _train_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="start from the weights of a saved model folder (same shapes; e.g. an Imputer from a CTC model)",
     )
+    p.add_argument(
+        "--hint_teacher",
+        default=None,
+        help="AR seq2seq model folder (same tokenizer) whose hints train the student "
+        "(config hint_hidden_weight / hint_alignment_weight > 0)",
+    )
     p.add_argument("--log_every", type=int, default=50)
     p.add_argument("--no_progress", action="store_true")
 

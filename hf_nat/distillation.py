@@ -54,16 +54,20 @@ __all__ = [
 logger = logging.getLogger("hf_nat.distill")
 
 
-def check_same_tokenizer(teacher_tokenizer, student_tokenizer) -> None:
-    """Raise ``ValueError`` unless both tokenizers map every token to the same id."""
+_DISTILL_REMEDY = (
+    "Use a teacher trained with the student's tokenizer, or drop --student_tokenizer to distill text only."
+)
+
+
+def check_same_tokenizer(teacher_tokenizer, student_tokenizer, remedy: str = _DISTILL_REMEDY) -> None:
+    """Raise ``ValueError`` (ending in ``remedy``) unless both tokenizers map every token to the same id."""
     teacher_vocab, student_vocab = teacher_tokenizer.get_vocab(), student_tokenizer.get_vocab()
     if teacher_vocab != student_vocab:
         only_teacher = sorted(set(teacher_vocab) - set(student_vocab))[:5]
         only_student = sorted(set(student_vocab) - set(teacher_vocab))[:5]
         raise ValueError(
             f"the teacher's tokenizer differs from the student's ({len(teacher_vocab)} vs {len(student_vocab)} "
-            f"entries; e.g. only in the teacher: {only_teacher}, only in the student: {only_student}). "
-            "Use a teacher trained with the student's tokenizer, or drop --student_tokenizer to distill text only."
+            f"entries; e.g. only in the teacher: {only_teacher}, only in the student: {only_student}). " + remedy
         )
 
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
-from transformers import AutoTokenizer
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from hf_nat.checkpoints import (
     TrainState,
@@ -40,6 +40,7 @@ from hf_nat.data import (
     train_joint_tokenizer,
 )
 from hf_nat.data.fertility import attach_fertility
+from hf_nat.distillation import check_same_tokenizer
 from hf_nat.metrics import corpus_scores
 from hf_nat.model_builder import build_model, load_initial_weights
 from hf_nat.translate import translate
@@ -149,6 +150,24 @@ def progress_bar(args, state: TrainState, disable: bool) -> tqdm:
     )
 
 
+def attach_hint_teacher(model, path: str | None, tokenizer, device) -> None:
+    """Load the AR teacher of ``--hint_teacher`` and give it to a model whose config asks for hints;
+    a teacher without a model asking for it, a model asking without one, another tokenizer or a
+    teacher without cross-attention are errors before the first update."""
+    wants = getattr(model, "uses_decoder_internals", False)
+    if path is None:
+        if wants:
+            raise ValueError("hint_hidden_weight / hint_alignment_weight > 0 need `--hint_teacher PATH` (an AR model)")
+        return
+    if not wants:
+        raise ValueError("--hint_teacher is given but the config enables no hint (hint_*_weight > 0)")
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        raise FileNotFoundError(f"--hint_teacher: no model folder (config.json) at {path}")
+    teacher_tokenizer, teacher = AutoTokenizer.from_pretrained(path), AutoModelForSeq2SeqLM.from_pretrained(path)
+    check_same_tokenizer(teacher_tokenizer, tokenizer, "Hints need a teacher trained with the student's tokenizer.")
+    model.attach_hint_teacher(teacher.to(device))
+
+
 def train(args) -> dict:
     """Run training; returns a summary (updates, wall time, best validation BLEU)."""
     if args.threads:
@@ -161,6 +180,7 @@ def train(args) -> dict:
     examples, valid = load_data(args, corpus, tokenizer, model)
     if args.init_from and not args.resume:
         accelerator.print(f"initialised from {args.init_from}: {load_initial_weights(model, args.init_from)}")
+    attach_hint_teacher(model, getattr(args, "hint_teacher", None), tokenizer, accelerator.device)
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     optimizer = torch.optim.AdamW(

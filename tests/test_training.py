@@ -8,13 +8,14 @@ import shutil
 import pytest
 import torch
 from safetensors.torch import load_file
+from transformers import PreTrainedTokenizerFast
 
 from hf_nat.cli import build_parser
 from hf_nat.cli import main as cli_main
 from hf_nat.trainer import compute_loss, inverse_sqrt_lr
 from tests.ddp_grad_worker import build, rank_batch
 from tests.launch_helpers import launch_two_processes
-from tests.toy import toy_sentences, toy_tokenizer
+from tests.toy import toy_ar_model, toy_sentences, toy_tokenizer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -288,3 +289,40 @@ def test_misspelt_config_overrides_are_refused_with_the_valid_names(model_type):
     )
     with pytest.raises(ValueError, match="draft_nosie_prob.*its fields are"):
         build_model(args, toy_tokenizer())
+
+
+def _vanilla_nat_args(corpus, output_dir, overrides: dict, *extra: str) -> list[str]:
+    args = _train_args(corpus, output_dir, 3, "--config_overrides", json.dumps(overrides), *extra)
+    args[args.index("cmlm")] = "fertility_nat"
+    return args
+
+
+def test_training_script_trains_with_an_ar_teachers_hints(toy_corpus, tmp_path):
+    teacher = toy_ar_model(toy_tokenizer())
+    teacher.save_pretrained(tmp_path / "teacher")
+    toy_tokenizer().save_pretrained(tmp_path / "teacher")
+    hints = {"decoder_input": "uniform_copy", "hint_hidden_weight": 1.0, "hint_alignment_weight": 1.0}
+    main(_vanilla_nat_args(toy_corpus, tmp_path / "hinted", hints, "--hint_teacher", str(tmp_path / "teacher")))
+    log = [json.loads(line) for line in (tmp_path / "hinted" / "train_log.jsonl").read_text().splitlines()]
+    assert all("hint_hidden" in record and "hint_alignment" in record for record in log if "loss" in record)
+    assert any("loss" in record for record in log)
+    # the saved student holds no teacher weights, and loads as a plain vanilla NAT
+    assert not any(name.startswith("_hint") for name in _weights(tmp_path / "hinted"))
+
+
+def test_hint_teacher_mismatches_are_refused_before_training(toy_corpus, tmp_path):
+    uniform = {"decoder_input": "uniform_copy"}
+    hints = {**uniform, "hint_alignment_weight": 1.0}
+    with pytest.raises(ValueError, match="need `--hint_teacher"):
+        main(_vanilla_nat_args(toy_corpus, tmp_path / "a", hints))
+    with pytest.raises(ValueError, match="enables no hint"):
+        main(_vanilla_nat_args(toy_corpus, tmp_path / "b", uniform, "--hint_teacher", str(tmp_path)))
+    with pytest.raises(FileNotFoundError, match="--hint_teacher"):
+        main(_vanilla_nat_args(toy_corpus, tmp_path / "c", hints, "--hint_teacher", str(tmp_path / "none")))
+    other = PreTrainedTokenizerFast(tokenizer_object=toy_tokenizer().backend_tokenizer, pad_token="<pad>")
+    other.add_tokens(["extra"])
+    toy_ar_model(toy_tokenizer(), vocab_size=len(other)).save_pretrained(tmp_path / "other")
+    other.save_pretrained(tmp_path / "other")
+    with pytest.raises(ValueError, match="tokenizer differs.*Hints need"):
+        main(_vanilla_nat_args(toy_corpus, tmp_path / "d", hints, "--hint_teacher", str(tmp_path / "other")))
+    assert not (tmp_path / "d" / "checkpoints").exists()

@@ -25,9 +25,13 @@ class FertilityNATConfig(NATConfig):
     ``draft_prefix_prob``: the share of training sentences whose decoder input shows the gold
     tokens' embeddings over a random prefix (0..n-1 tokens) instead of the copied source, as when
     drafting the continuation of a prefix an AR model has verified (``hf_nat.assisted_generate``).
+
+    Every decoder input supports the training techniques of ``NATConfig`` (similarity and
+    reconstruction regularisation, the bag-of-n-grams loss, an AR teacher's hints).
     """
 
     model_type = "fertility_nat"
+    training_techniques = ("similarity", "reconstruction", "bag_of_ngrams", "hints")
 
     decoder_input: str = "fertility"
     max_fertility: int = 10

@@ -83,11 +83,59 @@ class NATConfig(PretrainedConfig):
     glancing_ratio_start: float = 0.5
     glancing_ratio_end: float = 0.3
     glancing_anneal_steps: int = 4000
+    # Training techniques against repeated and missing words (nat_training_techniques.py), each
+    # off at weight 0; a family lists those it supports in ``training_techniques``.
+    similarity_weight: float = 0.0
+    reconstruction_weight: float = 0.0
+    reconstruction_layers: int = 1
+    bag_of_ngrams_weight: float = 0.0
+    bag_of_ngrams_order: int = 2
+    hint_hidden_weight: float = 0.0
+    hint_alignment_weight: float = 0.0
+    hint_student_threshold: float = 0.1
+    hint_teacher_threshold: float = 0.9
+
+    # technique name → the weight fields that switch it on; a family's config sets the names it supports
+    TECHNIQUE_WEIGHTS = {
+        "similarity": ("similarity_weight",),
+        "reconstruction": ("reconstruction_weight",),
+        "bag_of_ngrams": ("bag_of_ngrams_weight",),
+        "hints": ("hint_hidden_weight", "hint_alignment_weight"),
+    }
+    training_techniques = ()
 
     def __post_init__(self, **kwargs):
         self._check_known_fields(kwargs)
         super().__post_init__(**kwargs)
         self._check_field_types()
+        self._check_training_techniques()
+
+    def _check_training_techniques(self) -> None:
+        """Raise ``ValueError`` for a technique this family does not support, or a weight or order
+        out of range."""
+        for technique, fields in self.TECHNIQUE_WEIGHTS.items():
+            for name in fields:
+                weight = getattr(self, name)
+                if weight < 0:
+                    raise ValueError(f"{name} must be ≥ 0, got {weight}")
+                if weight > 0 and technique not in self.training_techniques:
+                    supported = list(self.training_techniques) or "none"
+                    raise ValueError(
+                        f"{name} > 0 asks for {technique!r} training, which {type(self).__name__} "
+                        f"(model_type {self.model_type!r}) does not support; it supports: {supported}"
+                    )
+        if self.bag_of_ngrams_weight > 1:
+            raise ValueError(
+                "bag_of_ngrams_weight mixes the loss with the cross-entropy: it must lie in [0, 1], "
+                f"got {self.bag_of_ngrams_weight}"
+            )
+        if not 1 <= self.bag_of_ngrams_order <= 4:
+            raise ValueError(f"bag_of_ngrams_order must lie in 1..4, got {self.bag_of_ngrams_order}")
+        if self.reconstruction_layers < 1:
+            raise ValueError(f"reconstruction_layers must be ≥ 1, got {self.reconstruction_layers}")
+        for name in ("hint_student_threshold", "hint_teacher_threshold"):
+            if not -1.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} is a cosine similarity: it must lie in [-1, 1], got {getattr(self, name)}")
 
     def _check_known_fields(self, extra: dict) -> None:
         """Raise ``ValueError`` for keywords that are no field of this config (a misspelt field,

@@ -36,6 +36,7 @@ from .nat_layers import EncoderState, LengthPredictor
 from .nat_noise import random_prefix, uniform_noise
 from .nat_registry import register_family
 from .nat_sequences import distinct_per_source, left_align
+from .nat_training_techniques import TrainingTechniquesMixin
 
 __all__ = ["FertilityNATForConditionalGeneration", "FertilityNATModel", "FertilityNATPreTrainedModel"]
 
@@ -57,7 +58,9 @@ class FertilityNATModel(NATModel):
 
 
 @register_family(base_class=FertilityNATModel, benchmark_settings=[{"npd_samples": 1}])
-class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, GlancingMixin, NATGenerationMixin):
+class FertilityNATForConditionalGeneration(
+    FertilityNATPreTrainedModel, GlancingMixin, TrainingTechniquesMixin, NATGenerationMixin
+):
     """Vanilla NAT with a fertility predictor, one-pass ``generate()`` and noisy parallel decoding.
 
     Decoding options: ``npd_samples`` (s: candidates per source; the first uses the argmax
@@ -68,7 +71,7 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
     ``rescorer=`` (an AR model) as the paper does.
     """
 
-    _tied_weights_keys = {"lm_head.weight": "model.shared.weight"}
+    _tied_weights_keys = {"lm_head.weight": "model.shared.weight", **TrainingTechniquesMixin.TECHNIQUE_TIED_WEIGHTS}
     nat_generation_defaults = {"npd_samples": 1, "npd_temperature": 1.0, "npd_seed": 0, "length_beam": 1}
     nat_option_bounds = {
         "npd_samples": OptionBounds(1, 1000),
@@ -85,6 +88,7 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
             nn.Linear(config.d_model, config.max_fertility + 1) if config.decoder_input == "fertility" else None
         )
         self._init_glancing()
+        self._init_training_techniques()
         self.post_init()
         self.generation_config = self._nat_default_generation_config()
 
@@ -108,8 +112,10 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
         generator: torch.Generator | None = None,
         **kwargs,
     ) -> NATSeq2SeqLMOutput:
-        """With ``labels``: token cross-entropy plus the fertility (or length) loss, and the
-        REINFORCE term when configured (``losses``: tokens, fertility|length[, reinforce]).
+        """With ``labels``: token cross-entropy plus the fertility (or length) loss, the enabled
+        training techniques and the REINFORCE term when configured (``losses``: tokens,
+        fertility|length[, bag_of_ngrams, similarity, reconstruction, hint_hidden, hint_alignment,
+        reinforce]).
         ``fertility`` (B, S) holds the aligner's fertility of every source token (-100 or 0 on
         padding and eos). Without labels: the predicted fertility (or length) logits."""
         input_ids, attention_mask = self._check_source(input_ids, attention_mask)
@@ -145,11 +151,11 @@ class FertilityNATForConditionalGeneration(FertilityNATPreTrainedModel, Glancing
             _, prefix = random_prefix(keep, self.config.draft_prefix_prob, generator)
             gold = self.model.decoder.embed.token_embeds(targets).to(embeds.dtype)
             embeds = torch.where(prefix[..., None], gold, embeds)
-        hidden = self.model.decoder(keep, encoder, inputs_embeds=embeds)
-        logits = self.lm_head(hidden[keep])
-        token_loss = F.cross_entropy(logits.float(), targets[keep], label_smoothing=self.config.label_smoothing)
-        losses["tokens"] = token_loss
-        loss = token_loss + aux_weight * aux
+        hidden, internals = self._decode_for_training(keep, encoder, embeds)
+        terms, logits = self._token_loss(hidden, targets, lengths)
+        terms.update(self._technique_losses(encoder, attention_mask, targets, lengths, hidden, internals))
+        losses.update({name: value for name, (_, value) in terms.items()})
+        loss = sum(weight * value for weight, value in terms.values()) + aux_weight * aux
         if self.uses_fertility and self.config.fertility_reinforce_weight > 0 and self.training:
             reinforce = self._reinforce_loss(encoder, aux_logits, targets, lengths, generator)
             losses["reinforce"] = reinforce

@@ -67,17 +67,33 @@ class Attention(nn.Module):
         key_mask: torch.Tensor,
         memory: torch.Tensor | None = None,
         kv: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> torch.Tensor:
+        causal: bool = False,
+        return_weights: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Attend from ``query`` (B, T, D) to ``memory`` (self-attention when None) or to
-        precomputed ``kv``; ``key_mask`` (B, S) is True on real key positions."""
+        precomputed ``kv``; ``key_mask`` (B, S) is True on real key positions; ``causal``: query t
+        sees keys ≤ t only. With ``return_weights`` also the attention probabilities (B, H, T, S),
+        computed explicitly (SDPA does not return them), with gradients."""
         if kv is None:
             kv = self.project_kv(query if memory is None else memory)
         q = self._split(self.q_proj(query))
-        out = F.scaled_dot_product_attention(
-            q, kv[0], kv[1], attn_mask=padding_to_attn_mask(key_mask), dropout_p=self.dropout if self.training else 0.0
-        )
+        mask = padding_to_attn_mask(key_mask)
+        if causal:
+            length = q.shape[2]
+            mask = mask & torch.ones(length, length, dtype=torch.bool, device=q.device).tril()
+        weights = None
+        if return_weights:
+            scores = (q @ kv[0].transpose(-1, -2)) / math.sqrt(self.head_dim)  # (B, H, T, S)
+            weights = scores.float().masked_fill(~mask, float("-inf")).softmax(-1).to(q.dtype)
+            dropped = F.dropout(weights, self.dropout, self.training)
+            out = dropped @ kv[1]  # (B, H, T, D/H)
+        else:
+            out = F.scaled_dot_product_attention(
+                q, kv[0], kv[1], attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
+            )
         batch, _, length, _ = out.shape
-        return self.out_proj(out.transpose(1, 2).reshape(batch, length, -1))
+        out = self.out_proj(out.transpose(1, 2).reshape(batch, length, -1))
+        return (out, weights) if return_weights else out
 
 
 class FeedForward(nn.Module):
@@ -125,10 +141,18 @@ class DecoderLayer(nn.Module):
         self.ffn_layer_norm = nn.LayerNorm(d)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x, keep, memory_keep, memory_kv) -> torch.Tensor:
-        x = x + self.dropout(self.self_attn(self.self_attn_layer_norm(x), keep))
-        x = x + self.dropout(self.cross_attn(self.cross_attn_layer_norm(x), memory_keep, kv=memory_kv))
-        return x + self.dropout(self.ffn(self.ffn_layer_norm(x)))
+    def forward(self, x, keep, memory_keep, memory_kv, causal: bool = False, return_cross_attention: bool = False):
+        """The layer's output (B, T, D); with ``return_cross_attention`` also its cross-attention
+        probabilities (B, H, T, S). ``causal`` masks the self-attention to earlier positions (the
+        autoregressive decoders built from this layer)."""
+        x = x + self.dropout(self.self_attn(self.self_attn_layer_norm(x), keep, causal=causal))
+        attended = self.cross_attn(
+            self.cross_attn_layer_norm(x), memory_keep, kv=memory_kv, return_weights=return_cross_attention
+        )
+        attended, weights = attended if return_cross_attention else (attended, None)
+        x = x + self.dropout(attended)
+        x = x + self.dropout(self.ffn(self.ffn_layer_norm(x)))
+        return (x, weights) if return_cross_attention else x
 
 
 def sinusoidal_positions(length: int, dim: int, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -243,6 +267,21 @@ class NATDecoder(nn.Module):
         for layer, kv in zip(self.layers, kvs):
             x = layer(x, keep, encoder.keep, kv)
         return self.layer_norm(x)
+
+    def forward_with_internals(
+        self, keep: torch.Tensor, encoder: EncoderState, inputs_embeds: torch.Tensor
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+        """What training signals on the decoder's inside read: the final states (B, T, D) as
+        :meth:`forward` gives them, every layer's output states (each (B, T, D)) and every layer's
+        cross-attention probabilities (each (B, H, T, S))."""
+        x = self.embed(inputs_embeds=inputs_embeds)
+        kvs = encoder.cross_kv if encoder.cross_kv is not None else self.cross_kv(encoder.hidden)
+        states, attentions = [], []
+        for layer, kv in zip(self.layers, kvs):
+            x, weights = layer(x, keep, encoder.keep, kv, return_cross_attention=True)
+            states.append(x)
+            attentions.append(weights)
+        return self.layer_norm(x), tuple(states), tuple(attentions)
 
 
 class LengthPredictor(nn.Module):
