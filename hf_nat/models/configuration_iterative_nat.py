@@ -21,9 +21,14 @@ class IterativeNATConfig(NATConfig):
     with probability ``corruption_token_prob``, replaced by a random token, replaced by its left
     neighbour (repeat) or swapped with its right neighbour (one of the three at random). Only
     content tokens are corrupted; bos, eos and padding never are.
+
+    The training techniques of ``NATConfig`` apply to the first pass (a one-pass vanilla NAT with
+    uniform copy): the bag-of-n-grams mix replaces its cross-entropy, the regularisers and hints
+    read its decoder.
     """
 
     model_type = "iterative_nat"
+    training_techniques = ("similarity", "reconstruction", "bag_of_ngrams", "hints")
 
     train_passes: int = 3
     corruption_prob: float = 0.5

@@ -29,6 +29,7 @@ from .nat_generation import (
 from .nat_layers import EncoderState, NATDecoder
 from .nat_noise import corrupt_targets, uniform_noise
 from .nat_registry import register_family
+from .nat_training_techniques import TrainingTechniquesMixin
 
 __all__ = ["IterativeNATForConditionalGeneration", "IterativeNATModel", "IterativeNATPreTrainedModel"]
 
@@ -46,7 +47,7 @@ class IterativeNATModel(NATModel):
 
 
 @register_family(base_class=IterativeNATModel, benchmark_settings=[{"max_iterations": t} for t in (1, 2, 4, 10)])
-class IterativeNATForConditionalGeneration(IterativeNATPreTrainedModel, NATGenerationMixin):
+class IterativeNATForConditionalGeneration(IterativeNATPreTrainedModel, TrainingTechniquesMixin, NATGenerationMixin):
     """Iterative refinement NAT with unrolled denoising training and refine-until-unchanged ``generate()``.
 
     Decoding options: ``max_iterations`` (decoder passes; 1 = one shot), ``adaptive`` (stop a
@@ -57,6 +58,7 @@ class IterativeNATForConditionalGeneration(IterativeNATPreTrainedModel, NATGener
     _tied_weights_keys = {
         "lm_head.weight": "model.shared.weight",
         "refine_decoder.embed.embed_tokens.weight": "model.shared.weight",
+        **TrainingTechniquesMixin.TECHNIQUE_TIED_WEIGHTS,
     }
     nat_generation_defaults = {"max_iterations": 10, "adaptive": True, "length_beam": 1}
     nat_option_bounds = {"max_iterations": ITERATION_BOUNDS, "length_beam": CANDIDATE_BOUNDS}
@@ -66,6 +68,7 @@ class IterativeNATForConditionalGeneration(IterativeNATPreTrainedModel, NATGener
         self.model = IterativeNATModel(config)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.refine_decoder = NATDecoder(config, self.model.shared) if config.separate_refine_decoder else None
+        self._init_training_techniques()
         self.post_init()
         self.generation_config = self._nat_default_generation_config()
 
@@ -97,7 +100,9 @@ class IterativeNATForConditionalGeneration(IterativeNATPreTrainedModel, NATGener
         **kwargs,
     ) -> NATSeq2SeqLMOutput:
         """With ``labels``: the mean cross-entropy of ``train_passes`` unrolled passes plus the
-        length loss (``losses``: first, refine, length). Without: the length logits."""
+        length loss and the first pass's training techniques (``losses``: first, refine, length[,
+        bag_of_ngrams, similarity, reconstruction, hint_hidden, hint_alignment]). Without: the
+        length logits."""
         input_ids, attention_mask = self._check_source(input_ids, attention_mask)
         encoder = self.model.encode(input_ids, attention_mask)
         length_logits = self.model.length_predictor(encoder)
@@ -107,8 +112,13 @@ class IterativeNATForConditionalGeneration(IterativeNATPreTrainedModel, NATGener
         keep = targets.ne(self.config.pad_token_id)
         pass_losses, previous, states, logits = [], None, None, None
         for index in range(self.config.train_passes):
-            if index == 0:
-                states = self._first_pass(encoder, keep)
+            if index == 0:  # the one-pass vanilla NAT: where the training techniques apply
+                embeds = copied_by_length(self.model.decoder.embed, encoder, self.config, lengths, keep.shape[1])
+                states, internals = self._decode_for_training(keep, encoder, embeds)
+                terms, logits = self._token_loss(states, targets, lengths)
+                pass_losses.append(sum(weight * value for weight, value in terms.values()))
+                first_terms = {"first" if name == "tokens" else name: value for name, (_, value) in terms.items()}
+                techniques = self._technique_losses(encoder, attention_mask, targets, lengths, states, internals)
             else:
                 use_gold = uniform_noise(targets.shape[0], generator, targets.device) < self.config.corruption_prob
                 corrupted = corrupt_targets(
@@ -122,16 +132,18 @@ class IterativeNATForConditionalGeneration(IterativeNATPreTrainedModel, NATGener
                 )
                 previous = torch.where(use_gold[:, None], corrupted, previous)
                 states = self._refine_pass(encoder, keep, previous, states)
-            logits = self.lm_head(states[keep])
-            pass_losses.append(
-                F.cross_entropy(logits.float(), targets[keep], label_smoothing=self.config.label_smoothing)
-            )
+                logits = self.lm_head(states[keep])
+                pass_losses.append(
+                    F.cross_entropy(logits.float(), targets[keep], label_smoothing=self.config.label_smoothing)
+                )
             predicted = best_content_tokens(logits.detach(), self.config.special_token_ids())[1]
             previous = targets.masked_scatter(keep, predicted)
         len_loss = length_loss(length_logits, lengths)
         token_loss = torch.stack(pass_losses).mean()
         loss = token_loss + self.config.length_loss_weight * len_loss
-        losses = {"first": pass_losses[0].detach(), "length": len_loss.detach()}
+        loss = loss + sum(weight * value for weight, value in techniques.values())
+        losses = {**first_terms, **{name: value for name, (_, value) in techniques.items()}, "length": len_loss}
+        losses = {name: value.detach() for name, value in losses.items()}
         if len(pass_losses) > 1:
             losses["refine"] = torch.stack(pass_losses[1:]).mean().detach()
         return NATSeq2SeqLMOutput(
