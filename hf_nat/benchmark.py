@@ -30,7 +30,7 @@ from hf_nat.data import load_parallel_corpus
 from hf_nat.engines import engine_context, engines_for, load_engine
 from hf_nat.loading import LoadedModel, load_model
 from hf_nat.metrics import corpus_scores
-from hf_nat.metrics.output_stats import count_tokens, leftover_special_ids, repetition_rate
+from hf_nat.metrics.output_stats import count_tokens, leftover_special_ids, length_ratio, repetition_rate
 from hf_nat.models.nat_registry import family_of
 from hf_nat.reports import write_results
 from hf_nat.results import Row
@@ -184,6 +184,7 @@ def measure_setting(
         mean_iterations=float(np.mean(decoded.iterations)) if decoded.iterations else 0.0,
         iterations_unit="refinement iterations" if lm.is_nat else "decoder steps",
         repetition_rate=repetition_rate(decoded.token_ids, special),
+        length_ratio=length_ratio(decoded.hypotheses, references),
         leftover_special_tokens=count_tokens(decoded.token_ids, leftover_special_ids(lm.tokenizer)),
         hyps_file=hyps_file,
     )

@@ -44,8 +44,8 @@ def format_markdown(results: dict[str, Any]) -> str:
         "",
         f"| model | engine | setting | BLEU | chrF | latency ms (median / p90) | b1 × ct2 | b1 × tf "
         f"| sents/s (b{m['batch_size']}) | b{m['batch_size']} × ct2 | b{m['batch_size']} × tf "
-        f"| mean iterations | repetition % | leftover specials |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| mean iterations | repetition % | length ratio | leftover specials |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results["rows"]:
         unit = "" if r["kind"] == "nat" else " steps"
@@ -56,7 +56,7 @@ def format_markdown(results: dict[str, Any]) -> str:
             f"| {r['sents_per_s']:.1f} | {_ratio(r.get('ct2_throughput_ratio'))} "
             f"| {r['throughput_ratio']:.2f} "
             f"| {r['mean_iterations']:.2f}{unit} | {100 * r['repetition_rate']:.2f} "
-            f"| {r.get('leftover_special_tokens', 0)} |"
+            f"| {_ratio(r.get('length_ratio'))} | {r.get('leftover_special_tokens', 0)} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -38,6 +38,8 @@ class Row:
     # Ratios to the baseline's CTranslate2 int8 greedy decoding; None when the run did not measure it.
     ct2_speedup: float | None = None
     ct2_throughput_ratio: float | None = None
+    # Words of the outputs over words of the references (None in files written before it existed).
+    length_ratio: float | None = None
     hyps_file: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
