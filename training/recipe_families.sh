@@ -25,10 +25,7 @@ for need in "$RUNS/tok_en_de_8k/tokenizer.json" "$DISTILLED/distill_summary.json
 done
 
 # Fertility labels for fertility_nat (eflomal on the distilled corpus; ~20 s on CPU).
-if [ ! -f "$DISTILLED"_fertility/fertility_info.json ]; then
-  $PY training/align_fertility.py --data "$DISTILLED" --tokenizer "$RUNS/tok_en_de_8k" \
-    --output "$DISTILLED"_fertility > "$RUNS/logs/align_fertility.log" 2>&1
-fi
+align_fertility
 
 # Two at a time (one core each on CPU).
 train ctc_glat_distill_en_de ctc_nat "$DISTILLED" '{}' --config_overrides '{"upsample_ratio": 2, "glancing": true}' &

@@ -1,7 +1,8 @@
 # Shared by the Multi30k recipes (source it): scale settings and a resumable `train` step.
 #
 # Expects SCALE (cpu|gpu) and RUNS to be set; defines SIZE, OPT, BUDGET, EVAL, DEVICE, BENCH_DTYPE,
-# DISTILL_LAUNCH, DISTILL_OPT, PY, DATA and the function `train`.
+# DISTILL_LAUNCH, DISTILL_OPT, PY, DATA and the functions `train`, `make_tokenizer`,
+# `distill_corpus` and `align_fertility`.
 
 DATA=${DATA:-../shared/data/multi30k}
 PY=${PYTHON:-python}
@@ -55,4 +56,29 @@ EOF
   [ -d "$out/checkpoints" ] && [ -n "$(ls "$out/checkpoints" 2>/dev/null | grep -v tmp)" ] && resume="--resume"
   echo "[recipe] $name: training $resume (log: $RUNS/logs/$name.log)"
   $PY training/train.py "${args[@]}" $resume > "$RUNS/logs/$name.log" 2>&1
+}
+
+# make_tokenizer: the joint 8k BPE tokenizer of the training split in RUNS/tok_en_de_8k (once).
+make_tokenizer() {
+  [ -f "$RUNS/tok_en_de_8k/tokenizer.json" ] && return 0
+  $PY -c "import sys; from hf_nat.data import load_parallel_corpus, train_joint_tokenizer as t; \
+c = load_parallel_corpus('$DATA', 'en', 'de', splits=['train'])['train']; \
+t(list(c['source']) + list(c['target']), 8000, output_dir='$RUNS/tok_en_de_8k')"
+}
+
+# distill_corpus: the teacher's (RUNS/ar_en_de) beam-5 translation of the training split in
+# RUNS/distill_en_de, split across processes and resumable; val keeps its references.
+distill_corpus() {
+  [ -f "$RUNS/distill_en_de/distill_summary.json" ] && return 0
+  [ -f "$RUNS/ar_en_de/summary.json" ] || { echo "[recipe] AR teacher not finished; run again"; return 1; }
+  "${DISTILL_LAUNCH[@]}" training/distill.py --teacher "$RUNS/ar_en_de/best" --data "$DATA" --src en --tgt de \
+    --splits train --copy_splits val --output_dir "$RUNS/distill_en_de" --student_tokenizer "$RUNS/tok_en_de_8k" \
+    --num_beams 5 $DISTILL_OPT > "$RUNS/logs/distill.log" 2>&1
+}
+
+# align_fertility: eflomal fertility labels of the distilled corpus for fertility_nat (~20 s on CPU).
+align_fertility() {
+  [ -f "$RUNS/distill_en_de_fertility/fertility_info.json" ] && return 0
+  $PY training/align_fertility.py --data "$RUNS/distill_en_de" --tokenizer "$RUNS/tok_en_de_8k" \
+    --output "$RUNS/distill_en_de_fertility" > "$RUNS/logs/align_fertility.log" 2>&1
 }

@@ -18,11 +18,7 @@ RESULTS=${RESULTS:-results/multi30k_en_de_${SCALE}}
 mkdir -p "$RESULTS"
 
 # 1. Joint 8k BPE tokenizer on the training split.
-if [ ! -f "$RUNS/tok_en_de_8k/tokenizer.json" ]; then
-  $PY -c "import sys; from hf_nat.data import load_parallel_corpus, train_joint_tokenizer as t; \
-c = load_parallel_corpus('$DATA', 'en', 'de', splits=['train'])['train']; \
-t(list(c['source']) + list(c['target']), 8000, output_dir='$RUNS/tok_en_de_8k')"
-fi
+make_tokenizer
 
 # 2. AR teacher and CMLM on raw data (side by side on CPU: one core each).
 AR_KW='{"num_beams": 1, "max_new_tokens": 100}'
@@ -33,11 +29,7 @@ wait
 [ -f "$RUNS/ar_en_de/summary.json" ] || { echo "[recipe] AR teacher not finished; run again"; exit 1; }
 
 # 3. Distilled corpus (teacher beam 5), split across processes, resumable.
-if [ ! -f "$RUNS/distill_en_de/distill_summary.json" ]; then
-  "${DISTILL_LAUNCH[@]}" training/distill.py --teacher "$RUNS/ar_en_de/best" --data "$DATA" --src en --tgt de \
-    --splits train --copy_splits val --output_dir "$RUNS/distill_en_de" --student_tokenizer "$RUNS/tok_en_de_8k" \
-    --num_beams 5 $DISTILL_OPT > "$RUNS/logs/distill.log" 2>&1
-fi
+distill_corpus
 
 # 4. CMLM on the distilled corpus.
 train cmlm_distill_en_de cmlm "$RUNS/distill_en_de" "$CMLM_KW"
