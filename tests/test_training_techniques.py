@@ -180,3 +180,19 @@ def test_hints_need_a_fitting_teacher_before_training():
         model.attach_hint_teacher(encoder_only)
     with pytest.raises(ValueError, match="only used with"):
         vanilla_nat(tokenizer).attach_hint_teacher(toy_ar_model(tokenizer))
+
+
+def test_the_decoder_internals_match_its_plain_pass():
+    tokenizer = toy_tokenizer()
+    model = vanilla_nat(tokenizer).eval()
+    batch = toy_batch(tokenizer, toy_sentences(3, seed=5))
+    encoder = model.model.encode(batch["input_ids"], batch["attention_mask"])
+    keep = batch["labels"].ne(-100) & batch["labels"].ne(tokenizer.eos_token_id)
+    embeds = torch.randn(*keep.shape, model.config.d_model, generator=torch.Generator().manual_seed(0))
+    plain = model.model.decoder(keep, encoder, inputs_embeds=embeds)
+    final, states, attentions = model.model.decoder.forward_with_internals(keep, encoder, embeds)
+    assert torch.allclose(plain, final, atol=1e-5)
+    assert len(states) == len(attentions) == model.config.decoder_layers
+    for attention in attentions:  # (B, H, T, S): distributions over the real source tokens only
+        assert torch.allclose(attention.sum(-1), torch.ones(attention.shape[:-1]), atol=1e-5)
+        assert attention.masked_select(~batch["attention_mask"].bool()[:, None, None, :]).abs().max() == 0
