@@ -59,14 +59,6 @@ for name in ctc_glat_distill_en_de ctc_distill_en_de imputer_distill_en_de ferti
   [ -f "$RUNS/$name/summary.json" ] || { echo "[recipe] $name not finished; run again"; exit 1; }
 done
 
-bench() {  # bench RESULTS SETTINGS MODEL...
-  local out=$1 settings=$2
-  shift 2
-  [ -f "$out/results.json" ] && return 0
-  $PY training/benchmark.py --models "$@" --baseline "$RUNS/ar_en_de/best" --data_dir "$DATA" --src en --tgt de \
-    --split test_2016_flickr --output_dir "$out" --threads 1 --device "$DEVICE" --dtype "$BENCH_DTYPE" \
-    --ar_settings '[{"num_beams": 1}, {"num_beams": 5}]' --settings "$settings"
-}
 
 # CTC ± GLAT (one pass; 5 candidates ranked by the teacher) and the Imputer at 1, 2, 4, 8 steps.
 bench "$RESULTS_ALIGNMENT" '{"ctc_nat": [{"num_candidates": 1}, {"num_candidates": 5, "rescore": true}],

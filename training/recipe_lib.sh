@@ -2,7 +2,7 @@
 #
 # Expects SCALE (cpu|gpu) and RUNS to be set; defines SIZE, OPT, BUDGET, EVAL, DEVICE, BENCH_DTYPE,
 # DISTILL_LAUNCH, DISTILL_OPT, PY, DATA and the functions `train`, `make_tokenizer`,
-# `distill_corpus` and `align_fertility`.
+# `distill_corpus`, `align_fertility` and `bench`.
 
 DATA=${DATA:-../shared/data/multi30k}
 PY=${PYTHON:-python}
@@ -81,4 +81,17 @@ align_fertility() {
   [ -f "$RUNS/distill_en_de_fertility/fertility_info.json" ] && return 0
   $PY training/align_fertility.py --data "$RUNS/distill_en_de" --tokenizer "$RUNS/tok_en_de_8k" \
     --output "$RUNS/distill_en_de_fertility" > "$RUNS/logs/align_fertility.log" 2>&1
+}
+
+# bench RESULTS SETTINGS MODEL...: one benchmark of the MODEL folders against the teacher
+# RUNS/ar_en_de/best on test_2016_flickr (skipped when RESULTS/results.json exists); the teacher's
+# rows are BENCH_AR_SETTINGS (default greedy and beam 5).
+bench() {
+  local out=$1 settings=$2 teacher_rows=${BENCH_AR_SETTINGS:-}
+  shift 2
+  [ -f "$out/results.json" ] && return 0
+  [ -n "$teacher_rows" ] || teacher_rows='[{"num_beams": 1}, {"num_beams": 5}]'
+  $PY training/benchmark.py --models "$@" --baseline "$RUNS/ar_en_de/best" --data_dir "$DATA" --src en --tgt de \
+    --split test_2016_flickr --output_dir "$out" --threads 1 --device "$DEVICE" --dtype "$BENCH_DTYPE" \
+    --ar_settings "$teacher_rows" --settings "$settings"
 }

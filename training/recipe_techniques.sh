@@ -81,14 +81,7 @@ for name in "${VANILLA_MODELS[@]}" fertility fertility_reinforce iterative_share
   finished "${name}_distill_en_de"
 done
 
-bench() {  # bench RESULTS SETTINGS MODEL...
-  local out=$1 settings=$2
-  shift 2
-  [ -f "$out/results.json" ] && return 0
-  $PY training/benchmark.py --models "$@" --baseline "$TEACHER" --data_dir "$DATA" --src en --tgt de \
-    --split test_2016_flickr --output_dir "$out" --threads 1 --device "$DEVICE" --dtype "$BENCH_DTYPE" \
-    --ar_settings '[{"num_beams": 1}]' --settings "$settings"
-}
+BENCH_AR_SETTINGS='[{"num_beams": 1}]'
 paths() { for name in "$@"; do echo "$RUNS/${name}_distill_en_de/best"; done; }
 # The vanilla NAT: one pass at the predicted length.
 bench "$RESULTS/vanilla" '[{"length_beam": 1}]' $(paths "${VANILLA_MODELS[@]}")
