@@ -145,6 +145,11 @@ class HintTeacher:
             raise ValueError(
                 f"the hint teacher must be an encoder-decoder with cross-attention, got {type(model).__name__}"
             )
+        if not hasattr(model, "prepare_decoder_input_ids_from_labels"):
+            raise ValueError(
+                f"the hint teacher {type(model).__name__} cannot build decoder inputs from labels "
+                "(no prepare_decoder_input_ids_from_labels): use a seq2seq LM such as MarianMTModel"
+            )
         if model.config.vocab_size != student_config.vocab_size:
             raise ValueError(
                 f"the hint teacher's vocabulary ({model.config.vocab_size} tokens) is not the student's "
