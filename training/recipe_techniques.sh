@@ -60,34 +60,38 @@ train vanilla_all_distill_en_de fertility_nat "$DISTILLED" '{}' \
   --config_overrides "{$VANILLA, $REGULARISERS, $HINTS, \"bag_of_ngrams_weight\": 0.9}" --hint_teacher "$TEACHER" \
   --init_from "$RUNS/vanilla_all_pre_distill_en_de/best" "${TUNE[@]}" &
 wait
-train fertility_distill_en_de fertility_nat "$DISTILLED" '{}' --fertility "${DISTILLED}_fertility" &
-train fertility_pre_distill_en_de fertility_nat "$DISTILLED" '{}' --fertility "${DISTILLED}_fertility" "${PRE[@]}" &
-wait
-finished fertility_pre_distill_en_de
-train fertility_reinforce_distill_en_de fertility_nat "$DISTILLED" '{}' --fertility "${DISTILLED}_fertility" \
-  --config_overrides '{"fertility_reinforce_weight": 1.0}' --init_from "$RUNS/fertility_pre_distill_en_de/best" \
-  "${TUNE[@]}" &
-# As in recipe_families.sh, an iterative-NAT update unrolls three passes: 1.5x the minutes on CPU.
-ITERATIVE_BUDGET=()
-[ "$SCALE" = cpu ] && ITERATIVE_BUDGET=(--max_minutes "${ITERATIVE_MINUTES:-$((CPU_MINUTES * 3 / 2))}")
-train iterative_shared_distill_en_de iterative_nat "$DISTILLED" '{"max_iterations": 4}' "${ITERATIVE_BUDGET[@]}" \
-  --config_overrides '{"separate_refine_decoder": false, "refine_reads_states": false}' &
-wait
-train iterative_hints_distill_en_de iterative_nat "$DISTILLED" '{"max_iterations": 4}' "${ITERATIVE_BUDGET[@]}" \
-  --config_overrides "{\"separate_refine_decoder\": false, \"refine_reads_states\": false, $HINTS}" \
-  --hint_teacher "$TEACHER"
 VANILLA_MODELS=(uniform_copy vanilla_similarity vanilla_reconstruction vanilla_hints vanilla_bon vanilla_all)
-for name in "${VANILLA_MODELS[@]}" fertility fertility_reinforce iterative_shared iterative_hints; do
-  finished "${name}_distill_en_de"
-done
-
+finished $(for name in "${VANILLA_MODELS[@]}"; do echo "${name}_distill_en_de"; done)
 BENCH_AR_SETTINGS='[{"num_beams": 1}]'
 paths() { for name in "$@"; do echo "$RUNS/${name}_distill_en_de/best"; done; }
 # The vanilla NAT: one pass at the predicted length.
 bench "$RESULTS/vanilla" '[{"length_beam": 1}]' $(paths "${VANILLA_MODELS[@]}")
+
+# The fertility NAT for the whole budget, beside the same model trained for the budget minus the
+# fine-tuning and then fine-tuned with REINFORCE.
+train fertility_distill_en_de fertility_nat "$DISTILLED" '{}' --fertility "${DISTILLED}_fertility" &
+{
+  train fertility_pre_distill_en_de fertility_nat "$DISTILLED" '{}' --fertility "${DISTILLED}_fertility" "${PRE[@]}"
+  train fertility_reinforce_distill_en_de fertility_nat "$DISTILLED" '{}' --fertility "${DISTILLED}_fertility" \
+    --config_overrides '{"fertility_reinforce_weight": 1.0}' --init_from "$RUNS/fertility_pre_distill_en_de/best" \
+    "${TUNE[@]}"
+} &
+wait
+finished fertility_distill_en_de fertility_reinforce_distill_en_de
 # The fertility NAT with and without REINFORCE: argmax fertilities, and NPD with 10 samples ranked by the teacher.
 bench "$RESULTS/fertility" '[{"npd_samples": 1}, {"npd_samples": 10, "rescore": true}]' \
   $(paths fertility fertility_reinforce)
+
+# As in recipe_families.sh, an iterative-NAT update unrolls three passes: 1.5x the minutes on CPU.
+ITERATIVE_BUDGET=()
+[ "$SCALE" = cpu ] && ITERATIVE_BUDGET=(--max_minutes "${ITERATIVE_MINUTES:-$((CPU_MINUTES * 3 / 2))}")
+ITERATIVE='"separate_refine_decoder": false, "refine_reads_states": false'
+train iterative_shared_distill_en_de iterative_nat "$DISTILLED" '{"max_iterations": 4}' "${ITERATIVE_BUDGET[@]}" \
+  --config_overrides "{$ITERATIVE}" &
+train iterative_hints_distill_en_de iterative_nat "$DISTILLED" '{"max_iterations": 4}' "${ITERATIVE_BUDGET[@]}" \
+  --config_overrides "{$ITERATIVE, $HINTS}" --hint_teacher "$TEACHER" &
+wait
+finished iterative_shared_distill_en_de iterative_hints_distill_en_de
 # The iterative NAT with and without hints on its first pass: one pass and four.
 bench "$RESULTS/iterative" '[{"max_iterations": 1}, {"max_iterations": 4}]' $(paths iterative_shared iterative_hints)
 echo "recipe done: results in $RESULTS"
