@@ -10,9 +10,11 @@ class CTCNATConfig(NATConfig):
     token or a blank at every position; the output collapses repeats, then blanks.
 
     ``glancing`` (a field of every NAT config) turns on glancing training: the revealed tokens are
-    those of the target's best alignment under the first pass.
+    those of the target's best alignment under the first pass. The source may be text or audio
+    (``source_modality="audio"``: speech recognition from log-mel features).
     """
 
     model_type = "ctc_nat"
+    source_modalities = ("text", "audio")
 
     upsample_ratio: int = 2

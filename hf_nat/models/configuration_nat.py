@@ -94,6 +94,14 @@ class NATConfig(PretrainedConfig):
     hint_alignment_weight: float = 0.0
     hint_student_threshold: float = 0.1
     hint_teacher_threshold: float = 0.9
+    # What the source is (nat_sources.py): token ids ("text"), or log-mel feature frames ("audio")
+    # that strided convolutions shorten 2**subsampling_conv_layers times before the encoder. A
+    # family lists the modalities it reads in ``source_modalities``.
+    source_modality: str = "text"
+    num_mel_bins: int = 80
+    subsampling_conv_layers: int = 2
+    subsampling_conv_kernel_size: int = 5
+    subsampling_conv_channels: int = 256
 
     # technique name → the weight fields that switch it on; a family's config sets the names it supports
     TECHNIQUE_WEIGHTS = {
@@ -103,12 +111,30 @@ class NATConfig(PretrainedConfig):
         "hints": ("hint_hidden_weight", "hint_alignment_weight"),
     }
     training_techniques = ()
+    source_modalities = ("text",)
 
     def __post_init__(self, **kwargs):
         self._check_known_fields(kwargs)
         super().__post_init__(**kwargs)
         self._check_field_types()
         self._check_training_techniques()
+        self._check_source_modality()
+
+    def _check_source_modality(self) -> None:
+        """Raise ``ValueError`` for a source modality this family does not read, or an audio
+        front end that cannot be built."""
+        if self.source_modality not in self.source_modalities:
+            raise ValueError(
+                f"source_modality={self.source_modality!r}: {type(self).__name__} (model_type "
+                f"{self.model_type!r}) reads {list(self.source_modalities)} sources"
+            )
+        for name in ("num_mel_bins", "subsampling_conv_layers", "subsampling_conv_channels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.subsampling_conv_kernel_size < 1 or self.subsampling_conv_kernel_size % 2 == 0:
+            raise ValueError(
+                f"subsampling_conv_kernel_size must be odd (a centred kernel), got {self.subsampling_conv_kernel_size}"
+            )
 
     def _check_training_techniques(self) -> None:
         """Raise ``ValueError`` for a technique this family does not support, or a weight or order

@@ -61,8 +61,9 @@ class CTCNATForConditionalGeneration(CTCNATPreTrainedModel, GlancingMixin, NATGe
         self.generation_config = self._nat_default_generation_config()
 
     def max_source_positions(self) -> int:
-        """Sources are upsampled into the decoder's positions, so they get ``1/upsample_ratio`` of them."""
-        return self.config.max_position_embeddings // self.config.upsample_ratio
+        """Sources are upsampled into the decoder's positions, so they get ``1/upsample_ratio`` of
+        them (in tokens, or in feature frames for an audio source)."""
+        return self.config.max_position_embeddings // self.config.upsample_ratio * self._frames_per_source_position()
 
     # --- shared pieces --------------------------------------------------------------------
     def _logits(self, encoder: EncoderState, inputs_embeds: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -80,17 +81,19 @@ class CTCNATForConditionalGeneration(CTCNATPreTrainedModel, GlancingMixin, NATGe
     # --- training -------------------------------------------------------------------------
     def forward(
         self,
-        input_ids: torch.Tensor,
+        input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        input_features: torch.Tensor | None = None,
         **kwargs,
     ) -> NATSeq2SeqLMOutput:
         """With ``labels``: the CTC loss (``losses``: ctc, infeasible = targets longer than the
         upsampled source, left out of the loss and counted; with glancing also the revealed share).
-        Without: log-probabilities of every upsampled position."""
-        input_ids, attention_mask = self._check_source(input_ids, attention_mask)
-        encoder = self.model.encode(input_ids, attention_mask)
+        Without: log-probabilities of every upsampled position. The source is ``input_ids`` or,
+        for an audio model, ``input_features``."""
+        source, attention_mask = self._check_inputs(input_ids, input_features, attention_mask)
+        encoder = self.model.encode(source, attention_mask)
         inputs_embeds, keep = upsample(self.upsample, encoder.hidden, encoder.keep)
         if labels is None:
             logits = self._logits(encoder, inputs_embeds, keep)

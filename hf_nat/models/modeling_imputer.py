@@ -55,17 +55,18 @@ class ImputerForConditionalGeneration(CTCNATForConditionalGeneration):
     # --- training -------------------------------------------------------------------------
     def forward(
         self,
-        input_ids: torch.Tensor,
+        input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        input_features: torch.Tensor | None = None,
         **kwargs,
     ) -> NATSeq2SeqLMOutput:
         """With ``labels``: CTC loss of the fully masked pass + cross-entropy of the masked
         alignment positions (``losses``: ctc, impute, infeasible). Without: logits of the
-        fully masked pass."""
-        input_ids, attention_mask = self._check_source(input_ids, attention_mask)
-        encoder = self.model.encode(input_ids, attention_mask)
+        fully masked pass. The source is ``input_ids`` or, for an audio model, ``input_features``."""
+        source, attention_mask = self._check_inputs(input_ids, input_features, attention_mask)
+        encoder = self.model.encode(source, attention_mask)
         upsampled, keep = upsample(self.upsample, encoder.hidden, encoder.keep)
         all_masked = torch.full(keep.shape, self.config.mask_token_id, device=keep.device)
         logits = self._logits(encoder, self._alignment_embeds(upsampled, all_masked), keep)

@@ -12,6 +12,7 @@ from transformers.utils import ModelOutput
 from .configuration_nat import NATConfig
 from .nat_layers import EncoderState, LengthPredictor, NATDecoder, NATEncoder
 from .nat_sequences import left_align
+from .nat_sources import source_front_end
 
 __all__ = ["NATModel", "NATModelOutput", "NATPreTrainedModel", "NATSeq2SeqLMOutput", "compact_targets", "length_loss"]
 
@@ -55,6 +56,12 @@ class NATPreTrainedModel(PreTrainedModel):
     # and data parallelism itself (it would skip that for models taking **kwargs).
     accepts_loss_kwargs = False
 
+    def __init__(self, config, *args, **kwargs):
+        super().__init__(config, *args, **kwargs)
+        if config.source_modality == "audio":
+            # What transformers' speech pipeline and Trainer read to find the source in a batch.
+            self.main_input_name = "input_features"
+
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         """``PreTrainedModel.from_pretrained``, strict: a corrupt weights file raises an OSError
@@ -97,19 +104,95 @@ class NATPreTrainedModel(PreTrainedModel):
         that this configuration leaves out (attributes set to None)."""
         if self._tied_weights_keys:
             self._tied_weights_keys = {
-                target: source
-                for target, source in self._tied_weights_keys.items()
-                if getattr(self, target.split(".")[0], None) is not None
+                target: source for target, source in self._tied_weights_keys.items() if self._has_parameter(target)
             }
         super().post_init()
+
+    def _has_parameter(self, path: str) -> bool:
+        """Whether the dotted parameter ``path`` exists (a part left out is None or another module)."""
+        module = self
+        for name in path.split("."):
+            module = getattr(module, name, None)
+            if module is None:
+                return False
+        return True
 
     def get_input_embeddings(self) -> nn.Embedding:
         """The shared token embedding (of the backbone under ``self.model``)."""
         return self.model.get_input_embeddings()
 
     def max_source_positions(self) -> int:
-        """The longest source (in tokens) the model accepts."""
-        return self.config.max_position_embeddings
+        """The longest source the model accepts, in the source's own positions: tokens, or for an
+        audio source feature frames."""
+        return self.config.max_position_embeddings * self._frames_per_source_position()
+
+    def _frames_per_source_position(self) -> int:
+        """Feature frames per encoder state of an audio source (1 for text)."""
+        if self.config.source_modality == "audio":
+            return 2**self.config.subsampling_conv_layers
+        return 1
+
+    def _check_inputs(
+        self,
+        input_ids: torch.Tensor | None,
+        input_features: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The checked source of the config's modality: (input_ids, mask) as :meth:`_check_source`
+        gives them for text, (input_features, mask) as :meth:`_check_features` for audio. Passing
+        the other modality's input is an error that names the right one."""
+        audio = self.config.source_modality == "audio"
+        given, other = (input_features, input_ids) if audio else (input_ids, input_features)
+        names = ("input_features", "input_ids") if audio else ("input_ids", "input_features")
+        if other is not None:
+            raise ValueError(
+                f"{type(self).__name__} reads {self.config.source_modality} sources ({names[0]}), got {names[1]}"
+            )
+        if given is None:
+            raise ValueError(f"{type(self).__name__} needs {names[0]}")
+        if audio:
+            return self._check_features(input_features, attention_mask)
+        return self._check_source(input_ids, attention_mask)
+
+    def _check_features(
+        self, input_features: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Validate a batch of audio features (B, T, num_mel_bins), right-padded, real frames marked
+        by ``attention_mask`` (B, T) (every frame when absent); return (features, mask) with
+        all-padding frames dropped. Non-finite features (NaN or inf samples upstream) are an error."""
+        bins = self.config.num_mel_bins
+        if not isinstance(input_features, torch.Tensor) or not input_features.is_floating_point():
+            kind = input_features.dtype if isinstance(input_features, torch.Tensor) else type(input_features).__name__
+            raise TypeError(f"input_features must be a float tensor (batch, frames, {bins}), got {kind}")
+        if input_features.dim() != 3 or input_features.shape[-1] != bins:
+            raise ValueError(
+                f"input_features must be (batch, frames, {bins}) log-mel features (the model's feature "
+                f"extractor makes them), got shape {tuple(input_features.shape)}"
+            )
+        if attention_mask is None:
+            keep = torch.ones(input_features.shape[:2], dtype=torch.bool, device=input_features.device)
+        else:
+            if not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_features.shape[:2]:
+                shape = tuple(attention_mask.shape) if isinstance(attention_mask, torch.Tensor) else attention_mask
+                raise ValueError(
+                    f"attention_mask must be (batch, frames) {tuple(input_features.shape[:2])}, got {shape}"
+                )
+            keep = attention_mask.bool()
+            if keep.shape[1] > 1 and (keep[:, 1:] & ~keep[:, :-1]).any():
+                raise ValueError("attention_mask of audio features must mark a prefix of each row (right padding)")
+        if not torch.isfinite(input_features[keep]).all():
+            raise ValueError(
+                "input_features hold NaN or infinite values: the audio had NaN/inf samples (or the feature "
+                "extractor normalised a silent clip by zero variance)"
+            )
+        used = int(keep.sum(1).max()) if keep.numel() else 0
+        input_features, keep = input_features[:, :used], keep[:, :used]
+        if used > self.max_source_positions():
+            raise ValueError(
+                f"audio of {used} frames exceeds the model's {self.max_source_positions()} frames; "
+                f"cut it into chunks (the speech pipeline does: chunk_length_s)"
+            )
+        return input_features, keep.to(attention_mask.dtype if attention_mask is not None else torch.long)
 
     def _check_source(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
@@ -183,7 +266,7 @@ class NATModel(NATPreTrainedModel):
     def __init__(self, config: NATConfig):
         super().__init__(config)
         self.shared = nn.Embedding(config.vocab_size, config.d_model, config.pad_token_id)
-        self.encoder = NATEncoder(config, self.shared)
+        self.encoder = NATEncoder(config, self.shared, source_front_end(config))
         self.decoder = NATDecoder(config, self.shared)
         self.length_predictor = (
             LengthPredictor(config.d_model, config.max_position_embeddings) if self.predicts_length else None
@@ -195,27 +278,32 @@ class NATModel(NATPreTrainedModel):
 
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.shared = value
-        self.encoder.embed.embed_tokens = value
+        if self.encoder.reads_tokens:
+            self.encoder.embed.embed_tokens = value
         self.decoder.embed.embed_tokens = value
 
     def encode(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, cache_cross_kv: bool = False
+        self, source: torch.Tensor, attention_mask: torch.Tensor, cache_cross_kv: bool = False
     ) -> EncoderState:
-        """Run the encoder; with ``cache_cross_kv`` also precompute the decoder's cross-attention keys/values."""
-        hidden = self.encoder(input_ids, attention_mask)
+        """Run the encoder over a checked source (token ids (B, S), or audio features (B, T, F)
+        with ``attention_mask`` (B, T)); with ``cache_cross_kv`` also precompute the decoder's
+        cross-attention keys/values. The state keeps the source tokens of a text source."""
+        hidden, keep = self.encoder(source, attention_mask)
         kv = self.decoder.cross_kv(hidden) if cache_cross_kv else None
-        return EncoderState(hidden=hidden, keep=attention_mask.bool(), cross_kv=kv, input_ids=input_ids)
+        tokens = source if self.encoder.reads_tokens else None
+        return EncoderState(hidden=hidden, keep=keep, cross_kv=kv, input_ids=tokens)
 
     def forward(
         self,
-        input_ids: torch.Tensor,
+        input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         decoder_input_ids: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
         **kwargs,
     ) -> NATModelOutput:
         """Encode the source, predict its target length and, given decoder ids, decode them."""
-        input_ids, attention_mask = self._check_source(input_ids, attention_mask)
-        encoder = self.encode(input_ids, attention_mask)
+        source, attention_mask = self._check_inputs(input_ids, input_features, attention_mask)
+        encoder = self.encode(source, attention_mask)
         hidden = None
         if decoder_input_ids is not None:
             hidden = self.decoder(decoder_input_ids.ne(self.config.pad_token_id), encoder, decoder_input_ids)

@@ -243,8 +243,11 @@ class NATGenerationMixin(GenerationMixin):
         return 1
 
     def _nat_source_is_empty(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """True for sources holding no content token (empty or whitespace-only text)."""
+        """True for sources holding no content token (empty or whitespace-only text) or, for
+        audio features (B, T, F), no frame."""
         content = attention_mask.bool()
+        if input_ids.is_floating_point():
+            return ~content.any(1)
         for token in (self.config.pad_token_id, self.config.bos_token_id, self.config.eos_token_id):
             if token is not None:
                 content = content & input_ids.ne(token)
@@ -257,9 +260,10 @@ class NATGenerationMixin(GenerationMixin):
         attention_mask: torch.Tensor | None = None,
         generation_config: GenerationConfig | None = None,
         custom_generate=None,
+        input_features: torch.Tensor | None = None,
         **kwargs,
     ):
-        """Translate a batch of sources in parallel.
+        """Translate (or, from ``input_features``, transcribe) a batch of sources in parallel.
 
         Options (per call, else ``generation_config``, else the family's defaults) are listed in
         the family's ``nat_generation_defaults`` plus ``return_dict_in_generate`` and
@@ -277,16 +281,14 @@ class NATGenerationMixin(GenerationMixin):
                 custom_generate=custom_generate,
                 **kwargs,
             )
-        if input_ids is None:
-            raise ValueError("generate() needs input_ids")
         options = self._nat_options(generation_config, kwargs)
         self._nat_check_options(options)
-        input_ids, attention_mask = self._check_source(input_ids, attention_mask)
-        tokens_per_source = self._nat_candidates_per_source(options) * max(input_ids.shape[1], 1)
+        source, attention_mask = self._check_inputs(input_ids, input_features, attention_mask)
+        tokens_per_source = self._nat_candidates_per_source(options) * max(source.shape[1], 1)
         chunk = max(1, _CANDIDATE_TOKENS_PER_PASS // tokens_per_source)
         outputs = [
-            self._nat_generate_chunk(input_ids[i : i + chunk], attention_mask[i : i + chunk], options)
-            for i in range(0, max(input_ids.shape[0], 1), chunk)
+            self._nat_generate_chunk(source[i : i + chunk], attention_mask[i : i + chunk], options)
+            for i in range(0, max(source.shape[0], 1), chunk)
         ]
         output = outputs[0] if len(outputs) == 1 else _concatenate_outputs(outputs, self.config.pad_token_id)
         if not options["return_dict_in_generate"]:
@@ -294,24 +296,25 @@ class NATGenerationMixin(GenerationMixin):
         return output if options["output_history"] else replace(output, history=None)
 
     def _nat_generate_chunk(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, options: dict
+        self, source: torch.Tensor, attention_mask: torch.Tensor, options: dict
     ) -> "NATGenerateOutput":
-        """Decode one chunk of (checked, right-padded) sources: the whole protocol."""
-        empty = self._nat_source_is_empty(input_ids, attention_mask)
+        """Decode one chunk of (checked, right-padded) sources (token ids or features): the whole protocol."""
+        empty = self._nat_source_is_empty(source, attention_mask)
         if empty.all():  # nothing to translate (also a batch of no rows or of zero length)
-            sequences = self._nat_append_eos(input_ids.new_full((input_ids.shape[0], 0), self.config.pad_token_id))
-            zeros = torch.zeros(input_ids.shape[0], device=input_ids.device)
+            nothing = torch.full((source.shape[0], 0), self.config.pad_token_id, device=source.device)
+            sequences = self._nat_append_eos(nothing)
+            zeros = torch.zeros(source.shape[0], device=source.device)
             return NATGenerateOutput(sequences=sequences, sequences_scores=zeros, iterations=zeros.long(), history=())
-        source_encoder = self._nat_encode(input_ids, attention_mask)
+        source_encoder = self._nat_encode(source, attention_mask)
 
         state = self._nat_initial_state(source_encoder, empty, options)
-        one_each = state.source_index.numel() == input_ids.shape[0] and bool(
-            state.source_index.eq(torch.arange(input_ids.shape[0], device=input_ids.device)).all()
+        one_each = state.source_index.numel() == source.shape[0] and bool(
+            state.source_index.eq(torch.arange(source.shape[0], device=source.device)).all()
         )
         encoder = source_encoder if one_each else source_encoder.select(state.source_index)  # skip a no-op gather
         rows = state.tokens.shape[0]
-        active = torch.ones(rows, dtype=torch.bool, device=input_ids.device)
-        iterations = torch.zeros(rows, dtype=torch.long, device=input_ids.device)
+        active = torch.ones(rows, dtype=torch.bool, device=source.device)
+        iterations = torch.zeros(rows, dtype=torch.long, device=source.device)
         history = []
         for step in range(int(options.get("max_iterations", 1))):
             index = active.nonzero().squeeze(1)
@@ -334,7 +337,7 @@ class NATGenerationMixin(GenerationMixin):
         if options["rescorer"] is not None:
             candidate_scores = rescore_candidates(
                 options["rescorer"],
-                input_ids,
+                source,
                 attention_mask,
                 state.tokens,
                 state.source_index,
@@ -344,7 +347,7 @@ class NATGenerationMixin(GenerationMixin):
             )
         else:
             candidate_scores = self._nat_candidate_scores(state)
-        best = _best_per_source(candidate_scores, input_ids.shape[0])
+        best = _best_per_source(candidate_scores, source.shape[0])
         tokens = _trim_padding(
             state.tokens[best].masked_fill(empty[:, None], self.config.pad_token_id), self.config.pad_token_id
         )
@@ -360,14 +363,14 @@ class NATGenerationMixin(GenerationMixin):
             history=chosen_history,
         )
 
-    def _nat_encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> EncoderState:
+    def _nat_encode(self, source: torch.Tensor, attention_mask: torch.Tensor) -> EncoderState:
         """What every decoding step reads of the source: the encoder output with the decoder's
         cross-attention keys and values cached or, for a family without an encoder
         (``nat_has_encoder = False``: one Transformer over source and output together), the
         source tokens alone."""
         if not self.nat_has_encoder:
-            return EncoderState(hidden=None, keep=attention_mask.bool(), input_ids=input_ids)
-        return self.model.encode(input_ids, attention_mask, cache_cross_kv=True)
+            return EncoderState(hidden=None, keep=attention_mask.bool(), input_ids=source)
+        return self.model.encode(source, attention_mask, cache_cross_kv=True)
 
     def nat_language_options(self, src_lang: str | None, tgt_lang: str | None) -> dict:
         """The ``generate()`` options that translate ``src_lang`` → ``tgt_lang`` (what the

@@ -225,20 +225,28 @@ class EncoderState:
 
 
 class NATEncoder(nn.Module):
-    """Transformer encoder over the source."""
+    """Transformer encoder over the source: token ids through a :class:`TokenEmbedding`, or any
+    other source through a ``front_end`` module mapping (source, keep (B, T)) to (states (B, S, D),
+    keep (B, S)) (see nat_sources.py)."""
 
-    def __init__(self, config, embed_tokens: nn.Embedding):
+    def __init__(self, config, embed_tokens: nn.Embedding, front_end: nn.Module | None = None):
         super().__init__()
-        self.embed = TokenEmbedding(config, embed_tokens)
+        self.reads_tokens = front_end is None
+        self.embed = TokenEmbedding(config, embed_tokens) if front_end is None else front_end
         self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.encoder_layers))
         self.layer_norm = nn.LayerNorm(config.d_model)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, source: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder states (B, S, D) and their real-position mask (B, S) of ``source`` (B, T) token
+        ids or (B, T, F) features whose real positions ``attention_mask`` (B, T) marks."""
         keep = attention_mask.bool()
-        x = self.embed(input_ids)
+        if self.reads_tokens:
+            x = self.embed(source)
+        else:
+            x, keep = self.embed(source, keep)
         for layer in self.layers:
             x = layer(x, keep)
-        return self.layer_norm(x)
+        return self.layer_norm(x), keep
 
 
 class NATDecoder(nn.Module):

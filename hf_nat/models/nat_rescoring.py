@@ -26,6 +26,12 @@ def check_rescorer(rescorer, config) -> None:
             f"rescorer must be an autoregressive model (e.g. the distillation teacher); "
             f"{type(rescorer).__name__} is a non-autoregressive hf_nat model"
         )
+    reads = getattr(rescorer, "main_input_name", "input_ids")
+    wanted = "input_features" if getattr(config, "source_modality", "text") == "audio" else "input_ids"
+    if reads != wanted:
+        raise ValueError(
+            f"rescorer must read the model's sources ({wanted}); {type(rescorer).__name__} reads {reads}"
+        )
     for name in ("pad_token_id", "eos_token_id"):
         if getattr(scorer_config, name, None) != getattr(config, name):
             raise ValueError(
@@ -52,7 +58,7 @@ def with_eos(tokens: torch.Tensor, pad_token_id: int, eos_token_id: int) -> torc
 @torch.inference_mode()
 def rescore_candidates(
     rescorer,
-    input_ids: torch.Tensor,
+    source: torch.Tensor,
     attention_mask: torch.Tensor,
     candidates: torch.Tensor,
     source_index: torch.Tensor,
@@ -62,7 +68,8 @@ def rescore_candidates(
 ) -> torch.Tensor:
     """Score each candidate by ``log p_AR(candidate + eos | source) / length ** length_penalty``.
 
-    ``input_ids``/``attention_mask`` (B, S) are the sources, ``candidates`` (N, T) content tokens
+    ``source``/``attention_mask`` (B, S) are the sources (token ids, or (B, S, F) features for a
+    speech rescorer: whatever the rescorer's ``main_input_name`` reads), ``candidates`` (N, T) content tokens
     padded with pad and ``source_index`` (N,) the source of each candidate. The rescorer may live
     on another device or in another dtype; the (N,) float32 scores come back on the candidates'
     device.
@@ -75,7 +82,9 @@ def rescore_candidates(
     decoder_input_ids = torch.cat([start, labels[:, :-1]], dim=1)
     # The decoder is causal: pad after eos never influences the scored positions.
     source_mask = attention_mask.to(device)
-    encoded = rescorer.get_encoder()(input_ids=input_ids.to(device), attention_mask=source_mask)
+    source_name = getattr(rescorer, "main_input_name", "input_ids")
+    source = source.to(device, rescorer.dtype) if source.is_floating_point() else source.to(device)
+    encoded = rescorer.get_encoder()(**{source_name: source}, attention_mask=source_mask)
     index = source_index.to(device)
     scored = labels.ne(pad_token_id)
     total = torch.empty(labels.shape[0], device=device)

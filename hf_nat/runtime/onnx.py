@@ -83,8 +83,10 @@ class _EncoderGraph(nn.Module):
         super().__init__()
         self.encoder = encoder
 
-    def forward(self, input_ids, attention_mask):
-        return self.encoder(input_ids, attention_mask)
+    def forward(self, source, attention_mask):
+        hidden, keep = self.encoder(source, attention_mask)
+        # A token source keeps its mask; a front end that shortens the source returns its own.
+        return hidden if self.encoder.reads_tokens else (hidden, keep)
 
 
 class _CrossKVGraph(nn.Module):
@@ -114,11 +116,17 @@ def _graph_and_inputs(model: nn.Module, part: OnnxPart):
     config = model.config
     batch, source, target, d = 2, 5, 7, config.d_model
     if part.kind == "encoder":
-        ids = torch.full((batch, source), 10, dtype=torch.long).clamp(max=config.vocab_size - 1)
         mask = torch.ones(batch, source, dtype=torch.long)
-        axes = {"input_ids": {0: "batch", 1: "source"}, "attention_mask": {0: "batch", 1: "source"}}
-        axes["hidden"] = {0: "batch", 1: "source"}
-        return _EncoderGraph(module), (ids, mask), ["input_ids", "attention_mask"], ["hidden"], axes
+        if module.reads_tokens:
+            names, outputs = ["input_ids", "attention_mask"], ["hidden"]
+            example = torch.full((batch, source), 10, dtype=torch.long).clamp(max=config.vocab_size - 1)
+        else:  # audio: feature frames, several per encoder state
+            names, outputs = ["input_features", "attention_mask"], ["hidden", "keep"]
+            source *= module.embed.frames_per_state
+            example, mask = torch.randn(batch, source, config.num_mel_bins), torch.ones(batch, source, dtype=torch.long)
+        axes = {names[0]: {0: "batch", 1: "source"}, "attention_mask": {0: "batch", 1: "source"}}
+        axes.update({name: {0: "batch", 1: "states"} for name in outputs})
+        return _EncoderGraph(module), (example, mask), names, outputs, axes
     if part.kind == "linear":
         x = torch.randn(batch * target, module.in_features)
         return module, (x,), ["x"], ["y"], {"x": {0: "rows"}, "y": {0: "rows"}}
@@ -261,11 +269,14 @@ class _Session:
         return [torch.from_numpy(y) for y in self.session.run(None, feeds)]
 
 
-def _encoder_forward(session: _Session, d_model: int):
-    def forward(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        if input_ids.numel() == 0:
-            return torch.zeros(*input_ids.shape, d_model)
-        return session.run(input_ids.long(), attention_mask.long())[0]
+def _encoder_forward(session: _Session, encoder: NATEncoder, d_model: int):
+    def forward(source: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if source.numel() == 0:
+            return torch.zeros(*source.shape[:2], d_model), attention_mask.bool()
+        if encoder.reads_tokens:
+            return session.run(source.long(), attention_mask.long())[0], attention_mask.bool()
+        hidden, keep = session.run(source.float(), attention_mask.long())
+        return hidden, keep.bool()
 
     return forward
 
@@ -380,7 +391,7 @@ class ORTNATModelForSeq2SeqLM:
             session = _Session(folder / name, part, fingerprint, manifest.get("opset", OPSET), options, [provider])
             module = model.get_submodule(part.path)
             if part.kind == "encoder":
-                module.forward = _encoder_forward(session, model.config.d_model)
+                module.forward = _encoder_forward(session, module, model.config.d_model)
             elif part.kind == "cross_kv":
                 module.cross_kv = _cross_kv_forward(session, module)
             elif part.kind == "decoder":
