@@ -1,11 +1,14 @@
-"""Registers every hf_nat family with the Auto classes and the "translation" pipeline."""
+"""Registers every hf_nat family with the Auto classes, the "translation" pipeline and, for
+families that read audio, transformers' "automatic-speech-recognition" pipeline."""
 
-from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
+from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, AutoModelForSpeechSeq2Seq
 from transformers import pipelines as transformers_pipelines
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .models import NATTranslationPipeline
+from .models import NATSpeechRecognitionPipeline, NATTranslationPipeline
 from .models.nat_registry import FAMILIES
+
+SPEECH_TASK = "automatic-speech-recognition"
 
 
 def register_all() -> None:
@@ -18,9 +21,16 @@ def register_all() -> None:
         AutoConfig.register(family.model_type, family.config_class, exist_ok=True)
         AutoModel.register(family.config_class, family.base_class, exist_ok=True)
         AutoModelForSeq2SeqLM.register(family.config_class, family.head_class, exist_ok=True)
+        if "audio" in family.config_class.source_modalities:
+            AutoModelForSpeechSeq2Seq.register(family.config_class, family.head_class, exist_ok=True)
     # transformers 5 rejects the task name "translation" before it looks at the registry: lift
     # that ban, since the name now resolves to our pipeline.
     getattr(transformers_pipelines, "REMOVED_TASKS", {}).pop("translation", None)
     PIPELINE_REGISTRY.register_pipeline(
         "translation", pipeline_class=NATTranslationPipeline, pt_model=AutoModelForSeq2SeqLM, type="text"
     )
+    # The speech pipeline keeps transformers' entry (its model classes and default) with our
+    # subclass as the implementation: it behaves as transformers' own for every other model.
+    # (register_pipeline would warn about overwriting a built-in task on every import.)
+    speech = PIPELINE_REGISTRY.supported_tasks[SPEECH_TASK]
+    PIPELINE_REGISTRY.supported_tasks[SPEECH_TASK] = {**speech, "impl": NATSpeechRecognitionPipeline}
