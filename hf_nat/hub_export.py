@@ -43,13 +43,17 @@ from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
 from transformers.dynamic_module_utils import get_imports, get_relative_import_files
 
 from hf_nat.files import read_json, replace_folder
-from hf_nat.models import NATTranslationPipeline
+from hf_nat.models import NATSpeechRecognitionPipeline, NATTranslationPipeline
 from hf_nat.models.nat_registry import Family, family_of
 from hf_nat.provenance import load_fingerprinted
 from hf_nat.results import Row
 
 CARD_TEMPLATE = Path(__file__).resolve().parent / "model_cards" / "nat_translation.md"
 AUTO_CLASSES = ("AutoConfig", "AutoModel", "AutoModelForSeq2SeqLM")
+# What a model of an audio source also needs: its feature extractor's file, the speech Auto class.
+FEATURE_EXTRACTOR_FILE = "preprocessor_config.json"
+PROCESSOR_FILE = "processor_config.json"
+SPEECH_AUTO_CLASS = "AutoModelForSpeechSeq2Seq"
 _EXAMPLES = {
     "en": "A man is riding a bicycle down the street.",
     "de": "Ein Mann fährt mit dem Fahrrad die Straße entlang.",
@@ -99,21 +103,41 @@ def _family_classes(family: Family) -> tuple[type, type, type]:
     return family.config_class, family.base_class, family.head_class
 
 
-def auto_map_for(model_type: str) -> dict[str, str]:
-    """The ``auto_map`` entries of a family: AutoConfig, AutoModel and AutoModelForSeq2SeqLM."""
-    return dict(zip(AUTO_CLASSES, map(_class_ref, _family_classes(family_of(model_type)))))
+def auto_map_for(model_type: str, source_modality: str = "text") -> dict[str, str]:
+    """The ``auto_map`` entries of a family: AutoConfig, AutoModel and AutoModelForSeq2SeqLM, and
+    for a model of an audio source AutoModelForSpeechSeq2Seq."""
+    family = family_of(model_type)
+    entries = dict(zip(AUTO_CLASSES, map(_class_ref, _family_classes(family))))
+    if source_modality == "audio":
+        entries[SPEECH_AUTO_CLASS] = _class_ref(family.head_class)
+    return entries
 
 
-def custom_pipelines_entry() -> dict[str, dict]:
-    """``config.custom_pipelines`` for the translation pipeline, in the format transformers 5 reads.
+def custom_pipelines_entry(source_modality: str = "text") -> dict[str, dict]:
+    """``config.custom_pipelines`` for the model's pipeline, in the format transformers 5 reads:
+    "translation" for a text source, "automatic-speech-recognition" for audio.
 
     ``pipeline()`` looks a task up in ``config.custom_pipelines`` *before* it rejects the task
-    names transformers 5 removed ("translation" is one), so no registration is needed in the
-    loading process. ``pt`` names transformers Auto classes; v5 has no TensorFlow, so no ``tf``.
+    names transformers 5 removed ("translation" is one) and before its built-in tasks, so no
+    registration is needed in the loading process. ``pt`` names transformers Auto classes; v5 has
+    no TensorFlow, so no ``tf``.
     """
+    if source_modality == "audio":
+        return {
+            "automatic-speech-recognition": {
+                "impl": _class_ref(NATSpeechRecognitionPipeline),
+                "pt": [SPEECH_AUTO_CLASS],
+                "type": "audio",
+            }
+        }
     return {
         "translation": {"impl": _class_ref(NATTranslationPipeline), "pt": ["AutoModelForSeq2SeqLM"], "type": "text"}
     }
+
+
+def pipeline_class_of(source_modality: str) -> type:
+    """The pipeline class an exported model of ``source_modality`` carries."""
+    return NATSpeechRecognitionPipeline if source_modality == "audio" else NATTranslationPipeline
 
 
 def code_files(classes: Sequence[type]) -> list[Path]:
@@ -412,15 +436,27 @@ def _prepare_output(output_dir: Path, overwrite: bool) -> Path:
     return staging
 
 
-def _save_model(model, tokenizer, folder: Path) -> None:
-    """Weights, config (auto_map, custom_pipelines), generation defaults, tokenizer, flat code."""
+def _save_model(model, tokenizer, folder: Path, model_dir: Path) -> None:
+    """Weights, config (auto_map, custom_pipelines), generation defaults, tokenizer, the feature
+    extractor of an audio model, flat code."""
     family = family_of(model.config.model_type)
-    # transformers only writes the saved class's own _auto_class into auto_map: seed all three.
-    model.config.auto_map = auto_map_for(model.config.model_type)
-    model.config.custom_pipelines = custom_pipelines_entry()
+    modality = model.config.source_modality
+    # transformers only writes the saved class's own _auto_class into auto_map: seed them all.
+    model.config.auto_map = auto_map_for(model.config.model_type, modality)
+    model.config.custom_pipelines = custom_pipelines_entry(modality)
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
-    copy_code([*_family_classes(family), NATTranslationPipeline], folder)
+    if modality == "audio":
+        extractor = model_dir / FEATURE_EXTRACTOR_FILE
+        if not extractor.is_file():
+            raise FileNotFoundError(
+                f"{model_dir} holds an audio model but no feature extractor ({FEATURE_EXTRACTOR_FILE}); "
+                f"save the extractor the model was trained with into it"
+            )
+        shutil.copyfile(extractor, folder / FEATURE_EXTRACTOR_FILE)
+        if (model_dir / PROCESSOR_FILE).is_file():  # AutoProcessor: extractor and tokenizer together
+            shutil.copyfile(model_dir / PROCESSOR_FILE, folder / PROCESSOR_FILE)
+    copy_code([*_family_classes(family), pipeline_class_of(modality)], folder)
 
 
 def export_model(
@@ -452,6 +488,11 @@ def export_model(
     if output.resolve() == Path(model_dir).resolve():
         raise ValueError(f"output_dir {output} is the model folder itself; export into another folder")
     (model, tokenizer), fingerprint = load_fingerprinted(model_dir, load_model_folder)
+    if model.config.source_modality != "text":
+        raise ValueError(
+            f"{model_dir} holds a model of {model.config.source_modality} sources; its model card (speech "
+            f"metrics and usage) is not written yet, so hf-nat export takes text models only for now"
+        )
     bench = load_results(results) if results is not None else None
     rows = select_rows(bench, model_dir, model_key)
     if bench is not None and not rows:
@@ -486,7 +527,7 @@ def export_model(
     )
     staging = _prepare_output(output, overwrite)
     try:
-        _save_model(model, tokenizer, staging)
+        _save_model(model, tokenizer, staging, Path(model_dir))
         card.save(staging / "README.md")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
