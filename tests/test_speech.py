@@ -196,3 +196,17 @@ def test_merge_chunk_transcripts_joins_on_the_overlap():
     assert merge_chunk_transcripts([[1, 2], [8, 9]]) == [1, 2, 8, 9]  # no overlap: appended whole
     assert merge_chunk_transcripts([[1, 2, 3], [9, 2, 3, 4]]) == [1, 2, 3, 4]  # best share of agreement
     assert merge_chunk_transcripts([]) == [] and merge_chunk_transcripts([[5]]) == [5]
+
+
+@pytest.mark.parametrize("config_class, model_class", FAMILIES, ids=["ctc_nat", "imputer"])
+def test_onnx_runtime_transcribes_what_pytorch_does(config_class, model_class, tokenizer, extractor, tmp_path):
+    from hf_nat.runtime.onnx import ORTNATModelForSeq2SeqLM, export_onnx
+
+    model = untrained(config_class, model_class, tokenizer)
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    export_onnx(tmp_path, quantize=False)
+    runtime = ORTNATModelForSeq2SeqLM.from_pretrained(tmp_path, quantized=False)
+    clips = [speak("w1 w2 w3", 0), speak("w4", 1), np.zeros(RATE // 4, np.float32)]
+    batch = extractor(clips, sampling_rate=RATE, padding=True, return_attention_mask=True, return_tensors="pt")
+    assert runtime.generate(**batch).tolist() == model.generate(**batch).tolist()

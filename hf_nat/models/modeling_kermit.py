@@ -78,14 +78,15 @@ class CanvasEncoder(NATEncoder):
         self.side_embed = nn.Embedding(2, config.d_model)
         self.bos_token_id = config.bos_token_id
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """States (B, L, D) of a canvas ``input_ids`` (B, L); ``attention_mask`` marks real positions."""
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """States (B, L, D) of a canvas ``input_ids`` (B, L) and their real-position mask (B, L)
+        (``attention_mask``: the encoder contract of :class:`NATEncoder`)."""
         keep = attention_mask.bool()
         sides = canvas_sides(input_ids, self.bos_token_id)
         x = self.embed(inputs_embeds=self.embed.token_embeds(input_ids) + self.side_embed(sides))
         for layer in self.layers:
             x = layer(x, keep)
-        return self.layer_norm(x)
+        return self.layer_norm(x), keep
 
 
 class KermitPreTrainedModel(NATPreTrainedModel):
@@ -114,7 +115,7 @@ class KermitModel(KermitPreTrainedModel):
 
     def states(self, canvas: torch.Tensor) -> torch.Tensor:
         """(B, L, D) states of a ``canvas`` (B, L) (see :func:`kermit_canvas`)."""
-        return self.encoder(canvas, canvas.ne(self.config.pad_token_id))
+        return self.encoder(canvas, canvas.ne(self.config.pad_token_id))[0]
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs) -> NATModelOutput:
         """The states of a canvas (``input_ids``)."""
