@@ -37,7 +37,11 @@ def speech_batch(extractor, tokenizer, sentences: list[str], seeds) -> dict:
     features = extractor(clips, sampling_rate=RATE, padding=True, return_attention_mask=True, return_tensors="pt")
     labels = tokenizer(sentences, padding=True, return_tensors="pt")["input_ids"]
     labels = labels.masked_fill(labels.eq(tokenizer.pad_token_id), -100)
-    return {"input_features": features["input_features"], "attention_mask": features["attention_mask"], "labels": labels}
+    return {
+        "input_features": features["input_features"],
+        "attention_mask": features["attention_mask"],
+        "labels": labels,
+    }
 
 
 def speech_shape(tokenizer, **overrides) -> dict:
@@ -55,7 +59,9 @@ def speech_shape(tokenizer, **overrides) -> dict:
 def transcribe(model, extractor, tokenizer, sentences: list[str], seeds, **generate_kwargs) -> list[str]:
     """The model's transcripts of the sentences spoken with ``seeds``."""
     batch = speech_batch(extractor, tokenizer, sentences, seeds)
-    out = model.generate(input_features=batch["input_features"], attention_mask=batch["attention_mask"], **generate_kwargs)
+    out = model.generate(
+        input_features=batch["input_features"], attention_mask=batch["attention_mask"], **generate_kwargs
+    )
     return tokenizer.batch_decode(out, skip_special_tokens=True)
 
 

@@ -282,9 +282,7 @@ class NATModel(NATPreTrainedModel):
             self.encoder.embed.embed_tokens = value
         self.decoder.embed.embed_tokens = value
 
-    def encode(
-        self, source: torch.Tensor, attention_mask: torch.Tensor, cache_cross_kv: bool = False
-    ) -> EncoderState:
+    def encode(self, source: torch.Tensor, attention_mask: torch.Tensor, cache_cross_kv: bool = False) -> EncoderState:
         """Run the encoder over a checked source (token ids (B, S), or audio features (B, T, F)
         with ``attention_mask`` (B, T)); with ``cache_cross_kv`` also precompute the decoder's
         cross-attention keys/values. The state keeps the source tokens of a text source."""

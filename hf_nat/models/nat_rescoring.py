@@ -29,9 +29,7 @@ def check_rescorer(rescorer, config) -> None:
     reads = getattr(rescorer, "main_input_name", "input_ids")
     wanted = "input_features" if getattr(config, "source_modality", "text") == "audio" else "input_ids"
     if reads != wanted:
-        raise ValueError(
-            f"rescorer must read the model's sources ({wanted}); {type(rescorer).__name__} reads {reads}"
-        )
+        raise ValueError(f"rescorer must read the model's sources ({wanted}); {type(rescorer).__name__} reads {reads}")
     for name in ("pad_token_id", "eos_token_id"):
         if getattr(scorer_config, name, None) != getattr(config, name):
             raise ValueError(

@@ -48,9 +48,7 @@ def read_audio(inputs, sampling_rate: int) -> np.ndarray:
         samples = _as_float(samples, where)
     elif isinstance(inputs, dict):
         if "sampling_rate" not in inputs or not ({"array", "raw"} & set(inputs)):
-            raise ValueError(
-                f"an audio dict needs 'array' (or 'raw') and 'sampling_rate'; got keys {sorted(inputs)}"
-            )
+            raise ValueError(f"an audio dict needs 'array' (or 'raw') and 'sampling_rate'; got keys {sorted(inputs)}")
         samples = inputs["array"] if "array" in inputs else inputs["raw"]
         rate = int(inputs["sampling_rate"])
         samples = _mono(_as_float(_as_array(samples, where), where), where)
@@ -65,7 +63,9 @@ def _as_array(samples, where: str) -> np.ndarray:
     if isinstance(samples, torch.Tensor):
         samples = samples.detach().cpu().numpy()
     if not isinstance(samples, np.ndarray):
-        raise TypeError(f"{where} must be a path, bytes, a numpy array or tensor, or a dict; got {type(samples).__name__}")
+        raise TypeError(
+            f"{where} must be a path, bytes, a numpy array or tensor, or a dict; got {type(samples).__name__}"
+        )
     return samples
 
 
