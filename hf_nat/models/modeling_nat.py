@@ -185,14 +185,25 @@ class NATPreTrainedModel(PreTrainedModel):
                 "input_features hold NaN or infinite values: the audio had NaN/inf samples (or the feature "
                 "extractor normalised a silent clip by zero variance)"
             )
-        used = int(keep.sum(1).max()) if keep.numel() else 0
-        input_features, keep = input_features[:, :used], keep[:, :used]
-        if used > self.max_source_positions():
-            raise ValueError(
-                f"audio of {used} frames exceeds the model's {self.max_source_positions()} frames; "
+        return self._trim_padding_columns(
+            input_features,
+            keep,
+            attention_mask,
+            lambda used, limit: (
+                f"audio of {used} frames exceeds the model's {limit} frames; "
                 f"cut it into chunks (the speech pipeline does: chunk_length_s)"
-            )
-        return input_features, keep.to(attention_mask.dtype if attention_mask is not None else torch.long)
+            ),
+        )
+
+    def _trim_padding_columns(self, source, keep, attention_mask, too_long) -> tuple[torch.Tensor, torch.Tensor]:
+        """(source, mask) without the columns that are padding in every row; a source longer than
+        :meth:`max_source_positions` raises ``ValueError(too_long(used, limit))``. The mask keeps
+        the given ``attention_mask``'s dtype (long when none was given)."""
+        used = int(keep.sum(1).max()) if keep.numel() else 0
+        source, keep = source[:, :used], keep[:, :used]
+        if used > self.max_source_positions():
+            raise ValueError(too_long(used, self.max_source_positions()))
+        return source, keep.to(attention_mask.dtype if attention_mask is not None else torch.long)
 
     def _check_source(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
@@ -234,14 +245,14 @@ class NATPreTrainedModel(PreTrainedModel):
         if keep.shape[1] > 1 and (keep[:, 1:] & ~keep[:, :-1]).any():  # a real token after padding
             input_ids = left_align(input_ids, keep, self.config.pad_token_id)
             keep = left_align(keep, keep, False)
-        used = int(keep.sum(1).max()) if keep.numel() else 0
-        input_ids, keep = input_ids[:, :used], keep[:, :used]
-        if used > self.max_source_positions():
-            raise ValueError(
-                f"source of {used} tokens exceeds the model's {self.max_source_positions()} "
-                f"source positions; tokenize with truncation=True"
-            )
-        return input_ids, keep.to(attention_mask.dtype if attention_mask is not None else torch.long)
+        return self._trim_padding_columns(
+            input_ids,
+            keep,
+            attention_mask,
+            lambda used, limit: (
+                f"source of {used} tokens exceeds the model's {limit} source positions; tokenize with truncation=True"
+            ),
+        )
 
 
 def _subclasses(cls: type) -> list[type]:
