@@ -1,4 +1,4 @@
-"""Offline translation metrics (sacreBLEU, chrF) as local `evaluate` modules.
+"""Offline metrics as local `evaluate` modules: translation (sacreBLEU, chrF) and speech (WER, CER).
 
 The Hub versions of these metrics need network access even when the
 scoring code (sacrebleu) is installed; the modules shipped next to this file
@@ -14,20 +14,25 @@ from typing import Any
 
 import evaluate
 
-_MODULE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nat_sacrebleu")
-# metric name -> config of the one local module
-_CONFIGS = {"sacrebleu": "bleu", "bleu": "bleu", "chrf": "chrf"}
+_HERE = os.path.dirname(os.path.abspath(__file__))
+# metric name -> (local module folder, its config)
+_CONFIGS = {
+    "sacrebleu": ("nat_sacrebleu", "bleu"),
+    "bleu": ("nat_sacrebleu", "bleu"),
+    "chrf": ("nat_sacrebleu", "chrf"),
+    "wer": ("nat_wer", "wer"),
+    "cer": ("nat_wer", "cer"),
+}
 
-__all__ = ["corpus_scores", "load_metric", "metric_path", "normalize_references"]
+__all__ = ["corpus_scores", "error_rates", "load_metric", "metric_path", "normalize_references"]
 
 
 def metric_path(name: str) -> str:
     """Return the local directory of the evaluate module that scores metric ``name``."""
-    _config(name)
-    return _MODULE_DIR
+    return os.path.join(_HERE, _config(name)[0])
 
 
-def _config(name: str) -> str:
+def _config(name: str) -> tuple[str, str]:
     key = name.lower()
     if key not in _CONFIGS:
         raise ValueError(f"unknown metric {name!r}; available: {sorted(_CONFIGS)}")
@@ -35,13 +40,13 @@ def _config(name: str) -> str:
 
 
 @functools.cache
-def _load_cached(config_name: str) -> evaluate.EvaluationModule:
-    return evaluate.load(_MODULE_DIR, config_name=config_name)
+def _load_cached(module: str, config_name: str) -> evaluate.EvaluationModule:
+    return evaluate.load(os.path.join(_HERE, module), config_name=config_name)
 
 
 def load_metric(name: str) -> evaluate.EvaluationModule:
-    """Load the offline evaluate module for ``"sacrebleu"``/``"bleu"`` or ``"chrf"``."""
-    return _load_cached(_config(name))
+    """Load the offline evaluate module for ``"sacrebleu"``/``"bleu"``, ``"chrf"``, ``"wer"`` or ``"cer"``."""
+    return _load_cached(*_config(name))
 
 
 def normalize_references(
@@ -69,3 +74,14 @@ def corpus_scores(
     bleu = load_metric("sacrebleu").compute(predictions=preds, references=refs, **bleu_kwargs)
     chrf = load_metric("chrf").compute(predictions=preds, references=refs)
     return {"bleu": float(bleu["score"]), "chrf": float(chrf["score"])}
+
+
+def error_rates(predictions: list[str], references: list[str]) -> dict[str, float]:
+    """Corpus WER and CER of ``predictions`` in percent, jiwer's definitions: ``{"wer": .., "cer": ..}``."""
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
+    preds, refs = list(predictions), list(references)
+    return {
+        name: 100 * float(load_metric(name).compute(predictions=preds, references=refs)["score"])
+        for name in ("wer", "cer")
+    }
