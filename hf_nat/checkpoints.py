@@ -39,7 +39,7 @@ class TrainState:
     step: int = 0
     epoch: int = 0
     batch_in_epoch: int = 0
-    best_bleu: float = -1.0
+    best_score: float = float("-inf")  # the best validation score: BLEU, or minus WER for speech
     train_seconds: float = 0.0
     target_tokens: int = 0
 
@@ -49,14 +49,16 @@ class TrainState:
             "step": self.step,
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
-            "best_bleu": self.best_bleu,
+            "best_score": self.best_score,
             "train_seconds": self.train_seconds,
             "target_tokens": self.target_tokens,
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
-        for key in ("step", "epoch", "batch_in_epoch", "best_bleu", "train_seconds", "target_tokens"):
+        if "best_bleu" in state:  # checkpoints written before speech validation named the score after BLEU
+            state = {**state, "best_score": state["best_bleu"]}
+        for key in ("step", "epoch", "batch_in_epoch", "best_score", "train_seconds", "target_tokens"):
             setattr(self, key, state[key])
 
 

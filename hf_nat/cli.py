@@ -64,8 +64,21 @@ def _boolean(text: str) -> bool:
 
 # --- the commands' options ------------------------------------------------------------------
 def _train_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model_type", default="cmlm", help="an hf_nat family (e.g. cmlm) or 'marian' (AR baseline)")
+    p.add_argument(
+        "--model_type",
+        default="cmlm",
+        help="an hf_nat family (e.g. cmlm) or an AR baseline: 'marian' (text) or 'speech2text' (--task speech)",
+    )
+    p.add_argument(
+        "--task",
+        default="translation",
+        choices=["translation", "speech"],
+        help="translation: a parallel corpus (--src/--tgt); speech: audio with transcripts (--audio_column ...)",
+    )
     p.add_argument("--data", default="../shared/data/multi30k", help="local corpus directory or Hub dataset id")
+    p.add_argument("--audio_column", default="audio", help="--task speech: the Hub dataset's audio column")
+    p.add_argument("--text_column", default="transcription", help="--task speech: the transcript column")
+    p.add_argument("--num_mel_bins", type=int, default=80, help="--task speech: log-mel bins of the features")
     p.add_argument("--src", default="en")
     p.add_argument("--tgt", default="de")
     p.add_argument("--train_split", default="train")
@@ -86,7 +99,12 @@ def _train_options(p: argparse.ArgumentParser) -> None:
         default={},
         help='JSON of family config fields, e.g. {"upsample_ratio": 3, "glancing": true} for ctc_nat',
     )
-    p.add_argument("--max_tokens", type=int, default=4096, help="padded tokens per batch and process")
+    p.add_argument(
+        "--max_tokens",
+        type=int,
+        default=4096,
+        help="padded tokens per batch and process (--task speech: padded feature frames)",
+    )
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--warmup", type=int, default=1000)
     p.add_argument("--weight_decay", type=float, default=0.01)
@@ -110,7 +128,7 @@ def _train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch threads per process")
     p.add_argument("--save_every", type=int, default=500, help="updates between resumable checkpoints")
     p.add_argument("--keep_checkpoints", type=int, default=2)
-    p.add_argument("--eval_every", type=int, default=1000, help="updates between validation BLEU runs")
+    p.add_argument("--eval_every", type=int, default=1000, help="updates between validation runs (BLEU, or WER)")
     p.add_argument("--eval_sentences", type=int, default=None, help="validate on the first N sentences")
     p.add_argument("--eval_batch_size", type=int, default=64)
     p.add_argument(

@@ -1,4 +1,5 @@
-"""A fresh model of any hf_nat family (or the Marian AR baseline) from command-line sizes, and warm starts."""
+"""A fresh model of any hf_nat family (or an AR baseline: Marian for text, Speech2Text for speech)
+from command-line sizes, and warm starts."""
 
 from __future__ import annotations
 
@@ -7,18 +8,33 @@ import os
 
 import torch
 from safetensors.torch import load_file as load_safetensors
-from transformers import MarianConfig, MarianMTModel
+from transformers import MarianConfig, MarianMTModel, Speech2TextConfig, Speech2TextForConditionalGeneration
 
 from hf_nat.data import special_token_ids
 from hf_nat.models.nat_registry import FAMILIES
 
 __all__ = ["AR_MODEL_TYPES", "build_model", "check_config_overrides", "load_initial_weights"]
 
-AR_MODEL_TYPES = {"marian"}
+AR_MODEL_TYPES = {"marian", "speech2text"}
 
 
-def build_model(args, tokenizer) -> torch.nn.Module:
-    """A fresh model of ``args.model_type`` sized by ``args``, with ids from ``tokenizer``."""
+def build_model(args, tokenizer, task_fields: dict | None = None) -> torch.nn.Module:
+    """A fresh model of ``args.model_type`` sized by ``args``, with ids from ``tokenizer``.
+
+    ``task_fields`` are config fields the corpus decides (for speech ``source_modality="audio"``
+    and ``num_mel_bins``); ``args.config_overrides`` may not contradict them.
+    """
+    task_fields = dict(task_fields or {})
+    clashes = sorted(
+        k for k in task_fields if k in args.config_overrides and args.config_overrides[k] != task_fields[k]
+    )
+    if clashes:
+        raise ValueError(f"--config_overrides sets {clashes}, which the corpus decides ({task_fields})")
+    speech = task_fields.get("source_modality") == "audio"
+    if speech and args.model_type == "marian":
+        raise ValueError("--model_type marian reads text; the AR baseline for speech is 'speech2text'")
+    if args.model_type == "speech2text" and not speech:
+        raise ValueError("--model_type speech2text reads audio: train it with --task speech")
     ids = special_token_ids(tokenizer)
     shape = dict(
         d_model=args.d_model,
@@ -50,8 +66,12 @@ def build_model(args, tokenizer) -> torch.nn.Module:
         model = MarianMTModel(config)
         model.generation_config.update(num_beams=5, max_length=args.max_positions, bad_words_ids=None)
         return model
+    if args.model_type == "speech2text":
+        return _speech2text(args, shape, ids, task_fields["num_mel_bins"])
     if args.model_type not in FAMILIES:
-        raise ValueError(f"unknown --model_type {args.model_type!r}; choose from {sorted(FAMILIES) + ['marian']}")
+        raise ValueError(
+            f"unknown --model_type {args.model_type!r}; choose from {sorted([*FAMILIES, *AR_MODEL_TYPES])}"
+        )
     head = FAMILIES[args.model_type].head_class
     check_config_overrides(head.config_class, args.config_overrides)
     config = head.config_class(
@@ -65,9 +85,38 @@ def build_model(args, tokenizer) -> torch.nn.Module:
         placeholder_token_id=ids["placeholder"],
         blank_token_id=ids["blank"],
         decoder_start_token_id=ids["bos"],
-        **args.config_overrides,
+        **{**args.config_overrides, **task_fields},
     )
     return head(config)
+
+
+def _speech2text(args, shape: dict, ids: dict, num_mel_bins: int) -> torch.nn.Module:
+    """transformers' Speech2Text of the NAT's size: the same two stride-2 convolutions (kernel 5)
+    and channels as the NAT speech front end, then ``args.layers`` encoder and decoder layers."""
+    check_config_overrides(Speech2TextConfig, args.config_overrides)
+    shape = dict(shape)
+    positions = shape.pop("max_position_embeddings")
+    config = Speech2TextConfig(
+        **shape,
+        max_source_positions=positions,  # after the 4x subsampling, as the NAT's positions count states
+        max_target_positions=positions,
+        num_conv_layers=2,
+        conv_kernel_sizes=[5, 5],
+        conv_channels=256,
+        input_feat_per_channel=num_mel_bins,
+        input_channels=1,
+        activation_function="relu",
+        scale_embedding=True,
+        pad_token_id=ids["pad"],
+        bos_token_id=ids["bos"],
+        eos_token_id=ids["eos"],
+        decoder_start_token_id=ids["bos"],
+        tie_word_embeddings=True,
+        **args.config_overrides,
+    )
+    model = Speech2TextForConditionalGeneration(config)
+    model.generation_config.update(num_beams=1, max_length=positions)
+    return model
 
 
 def check_config_overrides(config_class, overrides: dict) -> None:

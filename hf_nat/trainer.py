@@ -1,9 +1,10 @@
 """The training loop of every hf_nat family and of the AR baseline, with Accelerate.
 
 ``train(args)`` takes the options of ``hf-nat train`` (:mod:`hf_nat.cli`): it loads the corpus
-(training the joint tokenizer on it if needed), builds the model, trains it under a token budget
-per batch with an inverse-square-root schedule, validates with the model's own ``generate()``
-every ``eval_every`` updates (keeping the best as ``best/``), checkpoints every ``save_every``
+(:data:`TASKS`: a parallel corpus, or audio with transcripts for ``--task speech``; training the
+tokenizer on it if needed), builds the model, trains it under a token budget per batch with an
+inverse-square-root schedule, validates with the model's own ``generate()`` every ``eval_every``
+updates (BLEU, or WER for speech; keeping the best as ``best/``), checkpoints every ``save_every``
 updates (resumable bit-identically) and stops at ``max_updates`` or the time budget. Data-parallel
 under ``accelerate launch``; every process agrees when to stop.
 """
@@ -67,69 +68,161 @@ def inverse_sqrt_lr(step: int, base_lr: float, warmup: int) -> float:
     return base_lr * min(step / max(warmup, 1), math.sqrt(max(warmup, 1) / step))
 
 
-def prepare_tokenizer(args, accelerator: Accelerator, corpus) -> object:
-    """Load ``--tokenizer``, or train a joint one on the training split (main process) and share it."""
+def prepare_tokenizer(args, accelerator: Accelerator, texts) -> object:
+    """Load ``--tokenizer``, or train one on ``texts()`` (main process) and share it."""
     path = args.tokenizer or os.path.join(args.output_dir, "tokenizer")
     if not os.path.exists(os.path.join(path, "tokenizer.json")):
         if args.tokenizer:
             raise FileNotFoundError(f"no tokenizer.json in --tokenizer {args.tokenizer}")
         if accelerator.is_main_process:
-            train = corpus[args.train_split]
             train_joint_tokenizer(
-                list(train["source"]) + list(train["target"]),
-                vocab_size=args.vocab_size,
-                output_dir=path,
-                model_max_length=args.max_positions,
+                texts(), vocab_size=args.vocab_size, output_dir=path, model_max_length=args.max_positions
             )
         accelerator.wait_for_everyone()
     return AutoTokenizer.from_pretrained(path)
 
 
-def load_corpus(args, accelerator: Accelerator):
-    """The training and validation splits as ``source``/``target`` text, and the tokenizer.
+class TranslationData:
+    """A parallel corpus (``--data``, ``--src``, ``--tgt``): token-id examples, validation BLEU.
 
     Both splits must hold pairs: an empty training split would fail deep inside training, an empty
     validation split only after it, in the scorer, with nothing saved. Checked before the tokenizer
     is trained, so no tokenizer of an empty corpus is left behind.
     """
-    corpus = load_parallel_corpus(args.data, args.src, args.tgt, splits=[args.train_split, args.valid_split])
-    require_pairs(corpus, f"{args.data} ({args.src}-{args.tgt})")
-    return corpus, prepare_tokenizer(args, accelerator, corpus)
+
+    valid_metrics = ("bleu", "chrf")
+
+    def __init__(self, args, accelerator: Accelerator):
+        self.args = args
+        self.corpus = load_parallel_corpus(args.data, args.src, args.tgt, splits=[args.train_split, args.valid_split])
+        require_pairs(self.corpus, f"{args.data} ({args.src}-{args.tgt})")
+        train = self.corpus[args.train_split]
+        self.tokenizer = prepare_tokenizer(args, accelerator, lambda: list(train["source"]) + list(train["target"]))
+        self.saved_with_model = self.tokenizer
+        self.model_overrides: dict = {}
+        self.collate = Seq2SeqCollator(pad_token_id=self.tokenizer.pad_token_id)
+
+    def examples(self, model) -> tuple[list[dict], list[int]]:
+        """Tokenized training examples and their lengths for the batch sampler.
+
+        Training pairs are dropped when the source is longer than ``--max_length`` or than ``model``
+        accepts (its own source limit: an upsampling CTC/Imputer model reads only
+        ``max_position_embeddings // upsample_ratio`` tokens), or the target longer than ``--max_length``.
+        """
+        args = self.args
+        source_limit = min(args.max_length, source_token_limit(model, default=args.max_length))
+        train = tokenize_corpus(
+            self.corpus[args.train_split],
+            self.tokenizer,
+            max_source_length=source_limit,
+            max_target_length=args.max_length,
+            filter_splits=[args.train_split],
+        )
+        require_pairs(
+            {args.train_split: train},
+            f"{args.data} within the length limits (source <= {source_limit}, "
+            f"target <= {args.max_length} tokens); raise --max_length or --max_positions",
+        )
+        examples = [{"input_ids": s, "labels": t} for s, t in zip(train["input_ids"], train["labels"])]
+        if args.fertility:
+            attach_fertility(examples, train, self.tokenizer, args.fertility, args.train_split)
+        valid = self.corpus[args.valid_split]
+        if args.eval_sentences:
+            valid = valid.select(range(min(args.eval_sentences, len(valid))))
+        self.valid = (list(valid["source"]), list(valid["target"]))
+        return examples, [max(len(e["input_ids"]), len(e["labels"])) for e in examples]
+
+    def validate(self, model) -> tuple[float, dict]:
+        """(score to maximise, named validation metrics): BLEU and chrF of the model's own decoding."""
+        args = self.args
+        hyps = translate(model, self.tokenizer, self.valid[0], args.eval_batch_size, **args.eval_generate_kwargs)
+        scores = corpus_scores(hyps, self.valid[1])
+        return scores["bleu"], scores
 
 
-def load_data(args, corpus, tokenizer, model):
-    """Tokenized training examples and raw validation pairs ``(sources, targets)``.
+class SpeechData:
+    """A speech corpus (``--task speech``): log-mel features from a fresh Speech2Text feature
+    extractor (``--num_mel_bins``, saved with the model as a ``Speech2TextProcessor``), a tokenizer
+    trained on the transcripts, validation WER (the score maximised is its negative).
 
-    Training pairs are dropped when the source is longer than ``--max_length`` or than ``model``
-    accepts (its own source limit: an upsampling CTC/Imputer model reads only
-    ``max_position_embeddings // upsample_ratio`` tokens), or the target longer than ``--max_length``.
+    Clips longer than the model's source positions and transcripts longer than ``--max_length``
+    tokens are dropped from training, and transcripts holding characters outside the tokenizer
+    are counted (their characters train as ``<unk>``); both are reported.
     """
-    source_limit = min(args.max_length, source_token_limit(model, default=args.max_length))
-    train = tokenize_corpus(
-        corpus[args.train_split],
-        tokenizer,
-        max_source_length=source_limit,
-        max_target_length=args.max_length,
-        filter_splits=[args.train_split],
-    )
-    require_pairs(
-        {args.train_split: train},
-        f"{args.data} within the length limits (source <= {source_limit}, "
-        f"target <= {args.max_length} tokens); raise --max_length or --max_positions",
-    )
-    examples = [{"input_ids": s, "labels": t} for s, t in zip(train["input_ids"], train["labels"])]
-    if args.fertility:
-        attach_fertility(examples, train, tokenizer, args.fertility, args.train_split)
-    valid = corpus[args.valid_split]
-    if args.eval_sentences:
-        valid = valid.select(range(min(args.eval_sentences, len(valid))))
-    return examples, (list(valid["source"]), list(valid["target"]))
+
+    valid_metrics = ("wer", "cer")
+
+    def __init__(self, args, accelerator: Accelerator):
+        from transformers import Speech2TextFeatureExtractor, Speech2TextProcessor
+
+        from hf_nat.data.speech import SpeechCollator, load_speech_corpus
+
+        self.args, self.accelerator = args, accelerator
+        self.corpus = load_speech_corpus(
+            args.data,
+            [args.train_split, args.valid_split],
+            audio_column=args.audio_column,
+            text_column=args.text_column,
+        )
+        train = self.corpus[args.train_split]
+        self.tokenizer = prepare_tokenizer(args, accelerator, lambda: list(train["target"]))
+        self.feature_extractor = Speech2TextFeatureExtractor(
+            feature_size=args.num_mel_bins, num_mel_bins=args.num_mel_bins, normalize_vars=False
+        )
+        self.saved_with_model = Speech2TextProcessor(self.feature_extractor, self.tokenizer)
+        self.model_overrides = {"source_modality": "audio", "num_mel_bins": args.num_mel_bins}
+        self.collate = SpeechCollator()
+
+    def examples(self, model) -> tuple[list[dict], list[int]]:
+        """Training examples (features, token ids) and their lengths (feature frames) for the sampler."""
+        from hf_nat.data.speech import speech_features
+
+        args = self.args
+        max_frames = speech_source_frames(model)
+        train = self.corpus[args.train_split]
+        features = speech_features(train["audio"], self.feature_extractor, max_frames=max_frames)
+        labels = self.tokenizer(list(train["target"]))["input_ids"]
+        unk = self.tokenizer.unk_token_id
+        with_unknown = sum(unk in ids for ids in labels)
+        examples = [
+            {"input_features": f, "labels": ids}
+            for f, ids in zip(features, labels)
+            if f is not None and len(ids) <= args.max_length
+        ]
+        self.accelerator.print(
+            f"speech training examples: {len(examples)} of {len(labels)} (dropped {len(labels) - len(examples)} "
+            f"longer than {max_frames} frames or {args.max_length} tokens); {with_unknown} transcripts hold "
+            "characters outside the tokenizer (trained as <unk>)"
+        )
+        require_pairs({args.train_split: examples}, f"{args.data} within the length limits")
+        valid = self.corpus[args.valid_split]
+        if args.eval_sentences:
+            valid = valid.select(range(min(args.eval_sentences, len(valid))))
+        self.valid = (speech_features(valid["audio"], self.feature_extractor), list(valid["target"]))
+        return examples, [len(e["input_features"]) for e in examples]
+
+    def validate(self, model) -> tuple[float, dict]:
+        """(minus WER, named metrics): WER and CER (percent) of the model's own decoding."""
+        from hf_nat.data.speech import transcribe
+        from hf_nat.metrics import error_rates
+
+        args = self.args
+        hyps = transcribe(model, self.tokenizer, self.valid[0], args.eval_batch_size, **args.eval_generate_kwargs)
+        scores = error_rates(hyps, self.valid[1])
+        return -scores["wer"], scores
 
 
-def validate(model, tokenizer, valid, args) -> dict:
-    """Validation BLEU/chrF of the model's own decoding."""
-    hyps = translate(model, tokenizer, valid[0], args.eval_batch_size, **args.eval_generate_kwargs)
-    return corpus_scores(hyps, valid[1])
+def speech_source_frames(model) -> int:
+    """The longest clip, in feature frames, that a speech ``model`` (hf_nat or transformers) reads."""
+    model = getattr(model, "module", model)
+    stated = getattr(model, "max_source_positions", None)
+    if callable(stated):
+        return int(stated())
+    config = model.config
+    return int(config.max_source_positions) * 2 ** int(config.num_conv_layers)
+
+
+TASKS = {"translation": TranslationData, "speech": SpeechData}
 
 
 def progress_bar(args, state: TrainState, disable: bool) -> tqdm:
@@ -175,9 +268,10 @@ def train(args) -> dict:
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
     set_seed(args.seed)
     os.makedirs(args.output_dir, exist_ok=True)
-    corpus, tokenizer = load_corpus(args, accelerator)
-    model = build_model(args, tokenizer)  # before the data: its own source limit filters the pairs
-    examples, valid = load_data(args, corpus, tokenizer, model)
+    data = TASKS[args.task](args, accelerator)
+    tokenizer = data.tokenizer
+    model = build_model(args, tokenizer, data.model_overrides)  # before the data: its own limits filter it
+    examples, lengths = data.examples(model)
     if args.init_from and not args.resume:
         accelerator.print(f"initialised from {args.init_from}: {load_initial_weights(model, args.init_from)}")
     attach_hint_teacher(model, getattr(args, "hint_teacher", None), tokenizer, accelerator.device)
@@ -200,7 +294,6 @@ def train(args) -> dict:
         if accelerator.is_main_process:
             drop_log_records_after(os.path.join(args.output_dir, "train_log.jsonl"), state.step)
 
-    lengths = [max(len(e["input_ids"]), len(e["labels"])) for e in examples]
     sampler = TokenBudgetBatchSampler(
         lengths,
         args.max_tokens,
@@ -209,7 +302,7 @@ def train(args) -> dict:
         num_replicas=accelerator.num_processes,
         rank=accelerator.process_index,
     )
-    collate = Seq2SeqCollator(pad_token_id=tokenizer.pad_token_id)
+    collate = data.collate
     unwrapped = accelerator.unwrap_model(model)
     log_path = os.path.join(args.output_dir, "train_log.jsonl")
     bar = progress_bar(args, state, disable=args.no_progress or not accelerator.is_main_process)
@@ -276,7 +369,7 @@ def train(args) -> dict:
 
             stop = state.step >= args.max_updates or out_of_time()
             if state.step % args.eval_every == 0 or stop:
-                evaluate_and_keep_best(accelerator, unwrapped, tokenizer, valid, state, args, log_path)
+                evaluate_and_keep_best(accelerator, unwrapped, data, state, args, log_path)
             if state.step % args.save_every == 0 or stop:
                 save_checkpoint(accelerator, state, args.output_dir, args.keep_checkpoints)
             if stop:
@@ -289,7 +382,11 @@ def train(args) -> dict:
         "updates": state.step,
         "epochs": state.epoch,
         "train_minutes": state.train_seconds / 60,
-        "best_valid_bleu": state.best_bleu,
+        **(
+            {"best_valid_bleu": state.best_score}
+            if args.task == "translation"
+            else {"best_valid_wer": -state.best_score}
+        ),
         "target_tokens": state.target_tokens,
         "processes": accelerator.num_processes,
         "mixed_precision": args.mixed_precision,
@@ -297,9 +394,9 @@ def train(args) -> dict:
         "args": vars(args),
     }
     if accelerator.is_main_process:
-        save_model(unwrapped, tokenizer, os.path.join(args.output_dir, "final"), summary)
+        save_model(unwrapped, data.saved_with_model, os.path.join(args.output_dir, "final"), summary)
         if not os.path.isdir(os.path.join(args.output_dir, "best")):
-            save_model(unwrapped, tokenizer, os.path.join(args.output_dir, "best"), summary)
+            save_model(unwrapped, data.saved_with_model, os.path.join(args.output_dir, "best"), summary)
         share_identical_weights(os.path.join(args.output_dir, "best"), os.path.join(args.output_dir, "final"))
         with open(os.path.join(args.output_dir, "summary.json"), "w") as f:
             json.dump(summary, f, indent=2)
@@ -307,43 +404,26 @@ def train(args) -> dict:
     return summary
 
 
-def evaluate_and_keep_best(accelerator, model, tokenizer, valid, state: TrainState, args, log_path: str) -> None:
-    """Validation BLEU on the main process; a new best is saved to ``output_dir/best``."""
+def evaluate_and_keep_best(accelerator, model, data, state: TrainState, args, log_path: str) -> None:
+    """Validation on the main process (BLEU, or WER for speech); a new best is saved to ``output_dir/best``."""
     if accelerator.is_main_process:
-        scores = validate(model, tokenizer, valid, args)
-        improved = scores["bleu"] > state.best_bleu
+        score, metrics = data.validate(model)
+        improved = score > state.best_score
+        named = {f"valid_{name}": value for name, value in metrics.items()}
         if improved:
-            state.best_bleu = scores["bleu"]
+            state.best_score = score
             save_model(
                 model,
-                tokenizer,
+                data.saved_with_model,
                 os.path.join(args.output_dir, "best"),
-                {
-                    "step": state.step,
-                    "valid_bleu": scores["bleu"],
-                    "valid_chrf": scores["chrf"],
-                    "train_minutes": state.train_seconds / 60,
-                    "args": vars(args),
-                },
+                {"step": state.step, **named, "train_minutes": state.train_seconds / 60, "args": vars(args)},
             )
         with open(log_path, "a") as f:
-            f.write(
-                json.dumps(
-                    {
-                        "step": state.step,
-                        "valid_bleu": scores["bleu"],
-                        "valid_chrf": scores["chrf"],
-                        "best": improved,
-                        "train_seconds": state.train_seconds,
-                    }
-                )
-                + "\n"
-            )
-        accelerator.print(
-            f"step {state.step}: valid BLEU {scores['bleu']:.2f} chrF {scores['chrf']:.2f}"
-            + (" (best)" if improved else "")
-        )
+            record = {"step": state.step, **named, "best": improved, "train_seconds": state.train_seconds}
+            f.write(json.dumps(record) + "\n")
+        shown = " ".join(f"{name} {value:.2f}" for name, value in metrics.items())
+        accelerator.print(f"step {state.step}: valid {shown}" + (" (best)" if improved else ""))
     # Every process keeps the same best score, so checkpoints agree whichever rank writes them.
-    best = torch.tensor([state.best_bleu], device=accelerator.device)
-    state.best_bleu = accelerator.reduce(best, "max").item()
+    best = torch.tensor([state.best_score], device=accelerator.device)
+    state.best_score = accelerator.reduce(best, "max").item()
     model.train()
