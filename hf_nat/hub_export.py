@@ -49,6 +49,7 @@ from hf_nat.provenance import load_fingerprinted
 from hf_nat.results import Row
 
 CARD_TEMPLATE = Path(__file__).resolve().parent / "model_cards" / "nat_translation.md"
+SPEECH_CARD_TEMPLATE = Path(__file__).resolve().parent / "model_cards" / "nat_speech_recognition.md"
 AUTO_CLASSES = ("AutoConfig", "AutoModel", "AutoModelForSeq2SeqLM")
 # What a model of an audio source also needs: its feature extractor's file, the speech Auto class.
 FEATURE_EXTRACTOR_FILE = "preprocessor_config.json"
@@ -425,6 +426,129 @@ def render_model_card(
     )
 
 
+# --- the speech model card ---------------------------------------------------------------------------
+def select_speech_rows(results: dict | None, model_dir: str | os.PathLike, model_key: str | None = None) -> list:
+    """The NAT rows of a speech benchmark's results that measured this model (by ``model_key``,
+    else by path), each as a :class:`Row`-like record for the provenance checks."""
+    if not results:
+        return []
+    if not isinstance(results.get("rows"), list) or "splits" not in results.get("metadata", {}):
+        raise ValueError("the results are not a speech benchmark's (training/benchmark_speech.py results.json)")
+    rows = [r for r in results["rows"] if r.get("kind") == "nat"]
+    chosen = (
+        [r for r in rows if r["model"] == model_key]
+        if model_key
+        else [r for r in rows if _same_path(r["model_path"], model_dir)]
+    )
+    return [SpeechRow(r) for r in chosen]
+
+
+class SpeechRow(dict):
+    """A speech benchmark row with the attribute names the provenance checks read."""
+
+    @property
+    def model_path(self) -> str:
+        return self["model_path"]
+
+    @property
+    def model_fingerprint(self) -> str | None:
+        return self.get("model_fingerprint")
+
+
+def _speech_table_row(row: dict, splits: Sequence[str]) -> dict:
+    return {
+        "model": row["model"] + (" (AR baseline)" if row["kind"] == "ar" else ""),
+        "label": row["label"],
+        "scores": {s: {"wer": _fmt(row[s]["wer"]), "cer": _fmt(row[s]["cer"])} for s in splits},
+        "latency": _fmt(row["latency_ms_median"], 1),
+        "speedup": _fmt(row.get("speedup")),
+        "throughput": _fmt(row.get("throughput_ratio")),
+    }
+
+
+def render_speech_model_card(
+    model,
+    model_dir: Path,
+    fingerprint: str,
+    rows: Sequence[dict],
+    results: dict | None,
+    training_summary: dict | None,
+    model_name: str,
+    repo_id: str | None = None,
+    dataset_name: str | None = None,
+) -> ModelCard:
+    """Fill the speech card template: usage through the ASR pipeline, WER/CER per test split and
+    speed ratios from a speech benchmark's ``results`` (only rows of this fingerprint go into
+    ``model-index``), the training recipe and limitations. No number appears that is not in ``results``."""
+    from transformers import AutoFeatureExtractor
+
+    extractor = AutoFeatureExtractor.from_pretrained(model_dir)
+    meta = (results or {}).get("metadata", {}) if rows else {}
+    args = (training_summary or {}).get("args") or {}
+    data = meta.get("data") or args.get("data")
+    name = dataset_name or (os.path.basename(os.path.normpath(data)) if data else None)
+    synthetic = bool(data) and os.path.isfile(os.path.join(data, "corpus_info.json"))
+    dataset = {"type": name or "unknown", "name": name or "unknown", "known": name is not None}
+    splits = meta.get("splits", [])
+    mismatch = results_mismatch(rows, fingerprint) if rows else None
+    measured = measured_models(rows)
+    provenance = {"this_model": mismatch is None, "measured": measured}
+    evals = []
+    if rows and mismatch is None:
+        for row in rows:
+            for split in splits:
+                for metric in ("wer", "cer"):
+                    evals.append(
+                        EvalResult(
+                            task_type="automatic-speech-recognition",
+                            task_name="Speech recognition",
+                            dataset_type=dataset["type"],
+                            dataset_name=dataset["name"],
+                            dataset_split=split,
+                            metric_type=metric,
+                            metric_name=f"{metric.upper()} ({row['label']})",
+                            metric_value=row[split][metric],
+                        )
+                    )
+    card_data = ModelCardData(
+        language=["en"],
+        license="apache-2.0",
+        library_name="transformers",
+        pipeline_tag="automatic-speech-recognition",
+        tags=["automatic-speech-recognition", "non-autoregressive", "hf_nat", model.config.model_type],
+        datasets=[dataset["type"]] if dataset["known"] else None,
+        metrics=["wer", "cer"] if evals else None,
+        model_name=model_name if evals else None,
+        eval_results=evals or None,
+    )
+    baseline = [r for r in (results or {}).get("rows", []) if r.get("kind") == "ar"] if rows else []
+    hop_seconds = extractor.sampling_rate and getattr(extractor, "hop_length", 160) / extractor.sampling_rate
+    facts = dict(
+        _model_facts(model),
+        fingerprint=fingerprint,
+        num_mel_bins=model.config.num_mel_bins,
+        sampling_rate=extractor.sampling_rate,
+        max_seconds=f"{model.max_source_positions() * (hop_seconds or 0.01):.1f}",
+    )
+    return ModelCard.from_template(
+        card_data,
+        template_path=str(SPEECH_CARD_TEMPLATE),
+        model_name=model_name,
+        repo_id=repo_id or f"path/to/{model_name}",
+        dataset=dataset,
+        synthetic=synthetic,
+        model=facts,
+        has_results=bool(rows),
+        provenance=provenance,
+        splits=splits,
+        table=[_speech_table_row(r, splits) for r in [*baseline, *rows]],
+        meta=meta,
+        device=meta.get("cpu"),
+        recipe=_recipe(training_summary),
+        transformers_version=transformers.__version__,
+    )
+
+
 # --- export and push ------------------------------------------------------------------------------------
 def _prepare_output(output_dir: Path, overwrite: bool) -> Path:
     """A fresh staging folder beside ``output_dir``; refuse to clobber a non-empty one unless asked."""
@@ -447,15 +571,16 @@ def _save_model(model, tokenizer, folder: Path, model_dir: Path) -> None:
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     if modality == "audio":
-        extractor = model_dir / FEATURE_EXTRACTOR_FILE
-        if not extractor.is_file():
+        # A feature extractor saved alone writes preprocessor_config.json; one saved in a processor
+        # (hf-nat train --task speech) is inside processor_config.json. Either reloads it.
+        found = [name for name in (FEATURE_EXTRACTOR_FILE, PROCESSOR_FILE) if (model_dir / name).is_file()]
+        if not found:
             raise FileNotFoundError(
-                f"{model_dir} holds an audio model but no feature extractor ({FEATURE_EXTRACTOR_FILE}); "
-                f"save the extractor the model was trained with into it"
+                f"{model_dir} holds an audio model but no feature extractor ({FEATURE_EXTRACTOR_FILE} or "
+                f"{PROCESSOR_FILE}); save the extractor (or processor) the model was trained with into it"
             )
-        shutil.copyfile(extractor, folder / FEATURE_EXTRACTOR_FILE)
-        if (model_dir / PROCESSOR_FILE).is_file():  # AutoProcessor: extractor and tokenizer together
-            shutil.copyfile(model_dir / PROCESSOR_FILE, folder / PROCESSOR_FILE)
+        for name in found:
+            shutil.copyfile(model_dir / name, folder / name)
     copy_code([*_family_classes(family), pipeline_class_of(modality)], folder)
 
 
@@ -488,13 +613,9 @@ def export_model(
     if output.resolve() == Path(model_dir).resolve():
         raise ValueError(f"output_dir {output} is the model folder itself; export into another folder")
     (model, tokenizer), fingerprint = load_fingerprinted(model_dir, load_model_folder)
-    if model.config.source_modality != "text":
-        raise ValueError(
-            f"{model_dir} holds a model of {model.config.source_modality} sources; its model card (speech "
-            f"metrics and usage) is not written yet, so hf-nat export takes text models only for now"
-        )
-    bench = load_results(results) if results is not None else None
-    rows = select_rows(bench, model_dir, model_key)
+    speech = model.config.source_modality == "audio"
+    bench = (read_json(results, "speech benchmark results") if speech else load_results(results)) if results else None
+    rows = select_speech_rows(bench, model_dir, model_key) if speech else select_rows(bench, model_dir, model_key)
     if bench is not None and not rows:
         available = sorted({r.model for r in bench["rows"] if r.is_nat})
         warnings.warn(
@@ -513,18 +634,23 @@ def export_model(
     summary_path = training_summary if training_summary is not None else default_training_summary(model_dir)
     summary = read_json(summary_path, "training summary") if summary_path is not None else None
     name = repo_id.split("/")[-1] if repo_id else output.name
-    card = render_model_card(
-        model,
-        fingerprint,
-        rows,
-        bench,
-        summary,
-        model_name=name,
-        repo_id=repo_id,
-        dataset_name=dataset_name,
-        src=src,
-        tgt=tgt,
-    )
+    if speech:
+        card = render_speech_model_card(
+            model, Path(model_dir), fingerprint, rows, bench, summary, name, repo_id, dataset_name
+        )
+    else:
+        card = render_model_card(
+            model,
+            fingerprint,
+            rows,
+            bench,
+            summary,
+            model_name=name,
+            repo_id=repo_id,
+            dataset_name=dataset_name,
+            src=src,
+            tgt=tgt,
+        )
     staging = _prepare_output(output, overwrite)
     try:
         _save_model(model, tokenizer, staging, Path(model_dir))

@@ -32,13 +32,15 @@ case "$SCALE" in
   *) echo "usage: $0 cpu|gpu [RUNS_DIR]" >&2; exit 2 ;;
 esac
 mkdir -p "$RUNS/logs"
+# What `train` passes about the corpus; a recipe of another task sets its own after sourcing this file.
+CORPUS_ARGS=(--src en --tgt de --tokenizer "$RUNS/tok_en_de_8k")
 
 # train NAME MODEL_TYPE DATA EVAL_KWARGS [MORE TRAIN.PY ARGS...]: skip when finished under the budget
 # asked for now (a larger budget than a finished run had continues it), resume when a checkpoint exists.
 train() {
   local name=$1 type=$2 data=$3 kwargs=$4 out="$RUNS/$1"
   shift 4
-  local args=(--model_type "$type" --data "$data" --src en --tgt de --tokenizer "$RUNS/tok_en_de_8k"
+  local args=(--model_type "$type" --data "$data" "${CORPUS_ARGS[@]}"
               --output_dir "$out" $SIZE $OPT $BUDGET $EVAL --no_progress --eval_generate_kwargs "$kwargs" "$@")
   if [ -f "$out/summary.json" ] && $PY - "$out/summary.json" "${args[@]}" <<'EOF'
 import argparse, json, sys
