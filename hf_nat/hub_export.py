@@ -9,6 +9,9 @@ It holds safetensors weights, ``config.json`` (``auto_map`` for AutoConfig/AutoM
 AutoModelForSeq2SeqLM, ``custom_pipelines["translation"]``), the flat modeling code, the
 tokenizer, ``generation_config.json`` with the family's decoding defaults, and a README model card
 rendered from ``model_cards/nat_translation.md`` with the benchmark results (never invented ones).
+A model of audio sources (``source_modality="audio"``) also carries its feature extractor or
+processor, ``custom_pipelines["automatic-speech-recognition"]`` and the card of
+``model_cards/nat_speech_recognition.md``, filled from a ``training/benchmark_speech.py`` results.json.
 
 The benchmark rows must have been measured on this very model: their recorded fingerprint
 (``hf_nat.provenance.model_fingerprint``) must equal the exported folder's. Rows of another model,
