@@ -19,7 +19,7 @@ from hf_nat.data.speech import SpeechCollator, load_speech_corpus, speech_featur
 from hf_nat.data.synthetic_speech import SEEN_VOICES, UNSEEN_VOICE, build_speech_corpus, normalise_transcript
 from tests.family_checks import LOAD_WITHOUT_HF_NAT
 from tests.speech_toy import MEL_BINS, RATE, speak
-from tests.toy import toy_sentences, toy_tokenizer
+from tests.toy import WORDS, toy_sentences, toy_tokenizer
 
 
 def write_audiofolder(root, splits: dict[str, list[str]], seed: int = 0) -> None:
@@ -31,7 +31,8 @@ def write_audiofolder(root, splits: dict[str, list[str]], seed: int = 0) -> None
             writer = csv.writer(handle)
             writer.writerow(["file_name", "transcription"])
             for i, sentence in enumerate(sentences):
-                soundfile.write(folder / f"{i}.flac", speak(sentence or "w0", seed + i), RATE)
+                spoken = " ".join(w for w in sentence.split() if w in WORDS) or "w0"  # the toy voice knows WORDS
+                soundfile.write(folder / f"{i}.flac", speak(spoken, seed + i), RATE)
                 writer.writerow([f"{i}.flac", sentence])
 
 
@@ -252,3 +253,11 @@ def test_synthetic_corpus_has_disjoint_splits_an_unseen_voice_and_resumes(tmp_pa
     assert os.path.getmtime(tmp_path / "train" / "metadata.csv") == before
     with pytest.raises(ValueError, match="renditions"):
         build_speech_corpus(sentences, str(tmp_path / "x"), renditions=99)
+
+
+def test_transcripts_with_characters_outside_the_tokenizer_are_counted(tmp_path, capsys):
+    write_audiofolder(tmp_path / "corpus", {"train": ["w1 w2", "w3 qq", "w4"], "validation": ["w1 zz"]})
+    toy_tokenizer().save_pretrained(tmp_path / "corpus" / "tokenizer")
+    args = train_args(tmp_path / "corpus", tmp_path / "run", "ctc_nat", "--config_overrides", '{"upsample_ratio": 1}')
+    cli([*[a if a != "4" else "1" for a in args]])
+    assert "1 transcripts hold characters outside the tokenizer" in capsys.readouterr().out
