@@ -90,8 +90,6 @@ class TranslationData:
     is trained, so no tokenizer of an empty corpus is left behind.
     """
 
-    valid_metrics = ("bleu", "chrf")
-
     def __init__(self, args, accelerator: Accelerator):
         self.args = args
         self.corpus = load_parallel_corpus(args.data, args.src, args.tgt, splits=[args.train_split, args.valid_split])
@@ -149,8 +147,6 @@ class SpeechData:
     tokens are dropped from training, and transcripts holding characters outside the tokenizer
     are counted (their characters train as ``<unk>``); both are reported.
     """
-
-    valid_metrics = ("wer", "cer")
 
     def __init__(self, args, accelerator: Accelerator):
         from transformers import Speech2TextFeatureExtractor, Speech2TextProcessor
