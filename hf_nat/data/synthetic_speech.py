@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 import os
 import re
 import shutil
@@ -226,12 +225,6 @@ def _duration(path: str) -> float:
     import soundfile
 
     return soundfile.info(path).duration
-
-
-def corpus_info(output_dir: str) -> dict:
-    """The ``corpus_info.json`` of a corpus built by :func:`build_speech_corpus`."""
-    with open(os.path.join(output_dir, "corpus_info.json"), encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 def english_sentences(data_dir: str, sizes: dict[str, int], lang: str = "en") -> dict[str, list[str]]:
