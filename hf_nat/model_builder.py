@@ -52,12 +52,7 @@ def build_model(args, tokenizer, task_fields: dict | None = None) -> torch.nn.Mo
         check_config_overrides(MarianConfig, args.config_overrides)
         config = MarianConfig(
             **shape,
-            activation_function="relu",
-            scale_embedding=True,
-            pad_token_id=ids["pad"],
-            eos_token_id=ids["eos"],
-            bos_token_id=ids["bos"],
-            decoder_start_token_id=ids["bos"],
+            **_ar_fields(ids),
             forced_eos_token_id=ids["eos"],
             share_encoder_decoder_embeddings=True,
             tie_word_embeddings=True,
@@ -90,6 +85,18 @@ def build_model(args, tokenizer, task_fields: dict | None = None) -> torch.nn.Mo
     return head(config)
 
 
+def _ar_fields(ids: dict) -> dict:
+    """Config fields both AR baselines share: ReLU, scaled embeddings, the tokenizer's special ids."""
+    return dict(
+        activation_function="relu",
+        scale_embedding=True,
+        pad_token_id=ids["pad"],
+        bos_token_id=ids["bos"],
+        eos_token_id=ids["eos"],
+        decoder_start_token_id=ids["bos"],
+    )
+
+
 def _speech2text(args, shape: dict, ids: dict, num_mel_bins: int) -> torch.nn.Module:
     """transformers' Speech2Text of the NAT's size: the same two stride-2 convolutions (kernel 5)
     and channels as the NAT speech front end, then ``args.layers`` encoder and decoder layers."""
@@ -105,12 +112,7 @@ def _speech2text(args, shape: dict, ids: dict, num_mel_bins: int) -> torch.nn.Mo
         conv_channels=256,
         input_feat_per_channel=num_mel_bins,
         input_channels=1,
-        activation_function="relu",
-        scale_embedding=True,
-        pad_token_id=ids["pad"],
-        bos_token_id=ids["bos"],
-        eos_token_id=ids["eos"],
-        decoder_start_token_id=ids["bos"],
+        **_ar_fields(ids),
         tie_word_embeddings=True,
         **args.config_overrides,
     )
