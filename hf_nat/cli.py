@@ -79,6 +79,13 @@ def _train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--audio_column", default="audio", help="--task speech: the Hub dataset's audio column")
     p.add_argument("--text_column", default="transcription", help="--task speech: the transcript column")
     p.add_argument("--num_mel_bins", type=int, default=80, help="--task speech: log-mel bins of the features")
+    p.add_argument(
+        "--subsampling_conv_layers",
+        type=int,
+        default=2,
+        help="--task speech: stride-2 convolutions before the encoder, the same for NAT and speech2text "
+        "(2: a state per 40 ms, 3: per 80 ms)",
+    )
     p.add_argument("--src", default="en")
     p.add_argument("--tgt", default="de")
     p.add_argument("--train_split", default="train")
@@ -153,6 +160,13 @@ def _train_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="AR seq2seq model folder (same tokenizer) whose hints train the student "
         "(config hint_hidden_weight / hint_alignment_weight > 0)",
+    )
+    p.add_argument(
+        "--ctc_weight",
+        type=float,
+        default=0.0,
+        help="speech2text only: weight in (0, 1) of a CTC loss on the encoder during training "
+        "(joint CTC-attention); its head is not saved, decoding stays attention alone",
     )
     p.add_argument("--log_every", type=int, default=50)
     p.add_argument("--no_progress", action="store_true")

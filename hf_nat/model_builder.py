@@ -21,8 +21,8 @@ AR_MODEL_TYPES = {"marian", "speech2text"}
 def build_model(args, tokenizer, task_fields: dict | None = None) -> torch.nn.Module:
     """A fresh model of ``args.model_type`` sized by ``args``, with ids from ``tokenizer``.
 
-    ``task_fields`` are config fields the corpus decides (for speech ``source_modality="audio"``
-    and ``num_mel_bins``); ``args.config_overrides`` may not contradict them.
+    ``task_fields`` are config fields the corpus decides (for speech: ``source_modality="audio"``,
+    ``num_mel_bins``, ``subsampling_conv_layers``); ``args.config_overrides`` may not contradict them.
     """
     task_fields = dict(task_fields or {})
     clashes = sorted(
@@ -35,6 +35,13 @@ def build_model(args, tokenizer, task_fields: dict | None = None) -> torch.nn.Mo
         raise ValueError("--model_type marian reads text; the AR baseline for speech is 'speech2text'")
     if args.model_type == "speech2text" and not speech:
         raise ValueError("--model_type speech2text reads audio: train it with --task speech")
+    ctc_weight = getattr(args, "ctc_weight", 0.0)
+    if ctc_weight and args.model_type != "speech2text":
+        raise ValueError(
+            f"--ctc_weight trains the encoder of the AR speech baseline (speech2text), not {args.model_type!r}"
+        )
+    if not 0.0 <= ctc_weight < 1.0:
+        raise ValueError(f"--ctc_weight must lie in [0, 1), got {ctc_weight}")
     ids = special_token_ids(tokenizer)
     shape = dict(
         d_model=args.d_model,
@@ -62,7 +69,7 @@ def build_model(args, tokenizer, task_fields: dict | None = None) -> torch.nn.Mo
         model.generation_config.update(num_beams=5, max_length=args.max_positions, bad_words_ids=None)
         return model
     if args.model_type == "speech2text":
-        return _speech2text(args, shape, ids, task_fields["num_mel_bins"])
+        return _speech2text(args, shape, ids, task_fields["num_mel_bins"], task_fields["subsampling_conv_layers"])
     if args.model_type not in FAMILIES:
         raise ValueError(
             f"unknown --model_type {args.model_type!r}; choose from {sorted([*FAMILIES, *AR_MODEL_TYPES])}"
@@ -97,25 +104,31 @@ def _ar_fields(ids: dict) -> dict:
     )
 
 
-def _speech2text(args, shape: dict, ids: dict, num_mel_bins: int) -> torch.nn.Module:
-    """transformers' Speech2Text of the NAT's size: the same two stride-2 convolutions (kernel 5)
-    and channels as the NAT speech front end, then ``args.layers`` encoder and decoder layers."""
+def _speech2text(args, shape: dict, ids: dict, num_mel_bins: int, conv_layers: int) -> torch.nn.Module:
+    """transformers' Speech2Text of the NAT's size: the same ``conv_layers`` stride-2 convolutions
+    (kernel 5) and channels as the NAT speech front end, then ``args.layers`` encoder and decoder layers."""
     check_config_overrides(Speech2TextConfig, args.config_overrides)
+    front_end = {"num_conv_layers", "conv_kernel_sizes", "input_feat_per_channel", "input_channels"}
+    if front_end & set(args.config_overrides):
+        raise ValueError(
+            f"--config_overrides sets {sorted(front_end & set(args.config_overrides))}: the speech front end "
+            "follows --subsampling_conv_layers and --num_mel_bins, as the NAT's does"
+        )
     shape = dict(shape)
     positions = shape.pop("max_position_embeddings")
-    config = Speech2TextConfig(
+    fields = dict(
         **shape,
-        max_source_positions=positions,  # after the 4x subsampling, as the NAT's positions count states
+        max_source_positions=positions,  # after the subsampling, as the NAT's positions count states
         max_target_positions=positions,
-        num_conv_layers=2,
-        conv_kernel_sizes=[5, 5],
+        num_conv_layers=conv_layers,
+        conv_kernel_sizes=[5] * conv_layers,
         conv_channels=256,
         input_feat_per_channel=num_mel_bins,
         input_channels=1,
         **_ar_fields(ids),
         tie_word_embeddings=True,
-        **args.config_overrides,
     )
+    config = Speech2TextConfig(**{**fields, **args.config_overrides})
     model = Speech2TextForConditionalGeneration(config)
     model.generation_config.update(num_beams=1, max_length=positions)
     return model

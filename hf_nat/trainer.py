@@ -23,6 +23,7 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
+from hf_nat.auxiliary_ctc import AuxiliaryCTC
 from hf_nat.checkpoints import (
     TrainState,
     drop_log_records_after,
@@ -37,6 +38,7 @@ from hf_nat.data import (
     load_parallel_corpus,
     require_pairs,
     source_token_limit,
+    special_token_ids,
     tokenize_corpus,
     train_joint_tokenizer,
 )
@@ -51,10 +53,13 @@ __all__ = ["compute_loss", "inverse_sqrt_lr", "progress_bar", "train"]
 
 def compute_loss(model, batch: dict, generator: torch.Generator, label_smoothing: float):
     """(loss, named parts) for a batch: NAT families return their own loss; AR models get
-    label-smoothed cross-entropy over the shifted target."""
-    if getattr(getattr(model, "module", model), "is_nat", False):  # DDP wraps the model in .module
+    label-smoothed cross-entropy over the shifted target (plus CTC on the encoder under ``--ctc_weight``)."""
+    inner = getattr(model, "module", model)  # DDP wraps the model in .module
+    if getattr(inner, "is_nat", False):
         out = model(**batch, generator=generator)
         return out.loss, out.losses
+    if isinstance(inner, AuxiliaryCTC):
+        return model(**batch, label_smoothing=label_smoothing)
     logits = model(**batch).logits
     loss = F.cross_entropy(
         logits.float().flatten(0, 1), batch["labels"].flatten(), ignore_index=-100, label_smoothing=label_smoothing
@@ -166,7 +171,11 @@ class SpeechData:
             feature_size=args.num_mel_bins, num_mel_bins=args.num_mel_bins, normalize_vars=False
         )
         self.saved_with_model = Speech2TextProcessor(self.feature_extractor, self.tokenizer)
-        self.model_overrides = {"source_modality": "audio", "num_mel_bins": args.num_mel_bins}
+        self.model_overrides = {
+            "source_modality": "audio",
+            "num_mel_bins": args.num_mel_bins,
+            "subsampling_conv_layers": args.subsampling_conv_layers,
+        }
         self.collate = SpeechCollator()
 
     def examples(self, model) -> tuple[list[dict], list[int]]:
@@ -271,6 +280,8 @@ def train(args) -> dict:
     if args.init_from and not args.resume:
         accelerator.print(f"initialised from {args.init_from}: {load_initial_weights(model, args.init_from)}")
     attach_hint_teacher(model, getattr(args, "hint_teacher", None), tokenizer, accelerator.device)
+    if args.ctc_weight:
+        model = AuxiliaryCTC(model, args.ctc_weight, special_token_ids(tokenizer)["blank"])
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     optimizer = torch.optim.AdamW(
@@ -300,6 +311,7 @@ def train(args) -> dict:
     )
     collate = data.collate
     unwrapped = accelerator.unwrap_model(model)
+    unwrapped = getattr(unwrapped, "deployed_model", unwrapped)  # validated and saved without a training head
     log_path = os.path.join(args.output_dir, "train_log.jsonl")
     bar = progress_bar(args, state, disable=args.no_progress or not accelerator.is_main_process)
     window = {"loss": 0.0, "n": 0, "tokens": 0, "start": time.perf_counter()}

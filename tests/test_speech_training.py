@@ -2,6 +2,7 @@
 benchmark and the export of a speech model, on the toy tone-chord language (no synthesiser needed;
 the synthetic corpus builder itself is tested where espeak-ng and flite are installed)."""
 
+import argparse
 import csv
 import json
 import os
@@ -12,11 +13,17 @@ import sys
 import numpy as np
 import pytest
 import soundfile
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
 from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
 
+from hf_nat.auxiliary_ctc import AuxiliaryCTC
 from hf_nat.cli import main as cli
+from hf_nat.data import special_token_ids
 from hf_nat.data.speech import SpeechCollator, load_speech_corpus, speech_features
 from hf_nat.data.synthetic_speech import SEEN_VOICES, UNSEEN_VOICE, build_speech_corpus, normalise_transcript
+from hf_nat.model_builder import build_model
 from tests.family_checks import LOAD_WITHOUT_HF_NAT
 from tests.speech_toy import MEL_BINS, RATE, speak
 from tests.toy import WORDS, toy_sentences, toy_tokenizer
@@ -140,6 +147,64 @@ def test_train_task_speech_resumes_from_its_checkpoint(corpus, tmp_path):
     ],
 )
 def test_train_task_speech_rejects_models_that_cannot_read_audio(corpus, tmp_path, model_type, more, message):
+    with pytest.raises(ValueError, match=message):
+        cli(train_args(corpus, tmp_path / "run", model_type, *more))
+
+
+def test_speech2text_with_auxiliary_ctc_trains_resumes_and_saves_a_plain_speech2text(corpus, tmp_path):
+    out = tmp_path / "ar_ctc"
+    args = train_args(corpus, out, "speech2text", "--ctc_weight", "0.3", "--subsampling_conv_layers", "3")
+    cli(args)
+    cli([*[a if a != "4" else "6" for a in args], "--resume"])
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert json.loads((out / "summary.json").read_text())["updates"] == 6
+    assert all(np.isfinite(r["ctc"]) and np.isfinite(r["tokens"]) for r in log if "loss" in r)
+    for folder in ("best", "final"):
+        assert not [k for k in safe_open(out / folder / "model.safetensors", "pt").keys() if "ctc" in k]
+        model = AutoModelForSpeechSeq2Seq.from_pretrained(out / folder)
+        assert model.config.num_conv_layers == 3 and model.config.conv_kernel_sizes == [5, 5, 5]
+
+
+def test_auxiliary_ctc_scores_each_clip_over_its_own_subsampled_states():
+    """The CTC part equals torch's CTC computed clip by clip over the first states of that clip
+    (as many as the convolutions leave of its own frames, not of the padded batch), with the
+    targets stripped of eos: a mean per target token, then over clips."""
+    torch.manual_seed(0)
+    tokenizer = toy_tokenizer()
+    ids = special_token_ids(tokenizer)
+    model = build_model(
+        argparse.Namespace(
+            model_type="speech2text", config_overrides={}, ctc_weight=0.5, d_model=16, layers=1, heads=2,
+            ffn_dim=32, dropout=0.0, max_positions=64,
+        ),
+        tokenizer,
+        {"source_modality": "audio", "num_mel_bins": 8, "subsampling_conv_layers": 2},
+    )  # fmt: skip
+    wrapped = AuxiliaryCTC(model, 0.5, ids["blank"]).eval()
+    frames, tokens = [40, 23, 9], [[5, 6, 7, ids["eos"]], [8, 8, ids["eos"]], [9, ids["eos"]]]
+    batch = SpeechCollator()(
+        [{"input_features": np.random.randn(n, 8).astype(np.float32), "labels": t} for n, t in zip(frames, tokens)]
+    )
+    _, parts = wrapped(**batch)
+    states = model.get_encoder()(batch["input_features"], attention_mask=batch["attention_mask"]).last_hidden_state
+    expected = []
+    for row, (n, t) in enumerate(zip(frames, tokens)):
+        own = ((n - 1) // 2) // 2 + 1  # two stride-2 convolutions, kernel 5, padding 2
+        log_probs = wrapped.ctc_head(states[row : row + 1, :own]).log_softmax(-1).transpose(0, 1)  # (own, 1, vocab)
+        target = torch.tensor([t[:-1]])
+        expected.append(F.ctc_loss(log_probs, target, [own], [target.shape[1]], blank=ids["blank"]))
+    torch.testing.assert_close(parts["ctc"], torch.stack(expected).mean(), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "model_type, more, message",
+    [
+        ("ctc_nat", ["--ctc_weight", "0.3"], "AR speech baseline"),
+        ("speech2text", ["--ctc_weight", "1"], r"must lie in \[0, 1\)"),
+        ("speech2text", ["--config_overrides", '{"num_conv_layers": 1}'], "follows --subsampling_conv_layers"),
+    ],
+)
+def test_speech2text_front_end_and_ctc_weight_are_checked(corpus, tmp_path, model_type, more, message):
     with pytest.raises(ValueError, match=message):
         cli(train_args(corpus, tmp_path / "run", model_type, *more))
 
