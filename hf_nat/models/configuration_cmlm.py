@@ -21,6 +21,8 @@ class CMLMConfig(NATConfig):
 
     draft_prefix_prob: float = 0.0
 
+    source_modalities = ("text", "image")
+
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
         if not 0.0 <= self.draft_prefix_prob <= 1.0:

@@ -15,6 +15,6 @@ class CTCNATConfig(NATConfig):
     """
 
     model_type = "ctc_nat"
-    source_modalities = ("text", "audio")
+    source_modalities = ("text", "audio", "image")
 
     upsample_ratio: int = 2

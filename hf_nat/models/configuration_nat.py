@@ -94,14 +94,17 @@ class NATConfig(PretrainedConfig):
     hint_alignment_weight: float = 0.0
     hint_student_threshold: float = 0.1
     hint_teacher_threshold: float = 0.9
-    # What the source is (nat_sources.py): token ids ("text"), or log-mel feature frames ("audio")
-    # that strided convolutions shorten 2**subsampling_conv_layers times before the encoder. A
-    # family lists the modalities it reads in ``source_modalities``.
+    # What the source is (nat_sources.py): token ids ("text"), log-mel feature frames ("audio")
+    # that strided convolutions shorten 2**subsampling_conv_layers times before the encoder, or
+    # pixels ("image") that a transformers vision model of ``vision_config`` (a config dict with
+    # its model_type, e.g. a ViT's) encodes. A family lists the modalities it reads in
+    # ``source_modalities``.
     source_modality: str = "text"
     num_mel_bins: int = 80
     subsampling_conv_layers: int = 2
     subsampling_conv_kernel_size: int = 5
     subsampling_conv_channels: int = 256
+    vision_config: dict | None = None
 
     # technique name → the weight fields that switch it on; a family's config sets the names it supports
     TECHNIQUE_WEIGHTS = {
@@ -121,12 +124,17 @@ class NATConfig(PretrainedConfig):
         self._check_source_modality()
 
     def _check_source_modality(self) -> None:
-        """Raise ``ValueError`` for a source modality this family does not read, or an audio
-        front end that cannot be built."""
+        """Raise ``ValueError`` for a source modality this family does not read, or an audio or
+        image front end that cannot be built."""
         if self.source_modality not in self.source_modalities:
             raise ValueError(
                 f"source_modality={self.source_modality!r}: {type(self).__name__} (model_type "
                 f"{self.model_type!r}) reads {list(self.source_modalities)} sources"
+            )
+        if self.source_modality == "image" and not (self.vision_config or {}).get("model_type"):
+            raise ValueError(
+                "source_modality='image' needs vision_config: a transformers vision config as a dict "
+                "with its model_type (e.g. ViTConfig(...).to_dict())"
             )
         for name in ("num_mel_bins", "subsampling_conv_layers", "subsampling_conv_channels"):
             if getattr(self, name) < 1:

@@ -75,17 +75,19 @@ class CMLMForConditionalGeneration(CMLMPreTrainedModel, GlancingMixin, NATGenera
 
     def forward(
         self,
-        input_ids: torch.Tensor,
+        input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         decoder_input_ids: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        pixel_values: torch.Tensor | None = None,
         **kwargs,
     ) -> NATSeq2SeqLMOutput:
         """With ``labels``: mask the target, return the loss (``losses``: tokens, length).
-        With ``decoder_input_ids`` only: logits of every position. ``generator`` seeds the masking."""
-        input_ids, attention_mask = self._check_source(input_ids, attention_mask)
-        encoder = self.model.encode(input_ids, attention_mask)
+        With ``decoder_input_ids`` only: logits of every position. ``generator`` seeds the masking.
+        The source is ``input_ids``, or ``pixel_values`` for an image model."""
+        source, attention_mask = self._check_inputs(input_ids, None, attention_mask, pixel_values)
+        encoder = self.model.encode(source, attention_mask)
         length_logits = self.model.length_predictor(encoder)
         if labels is None:
             logits = None

@@ -86,13 +86,14 @@ class CTCNATForConditionalGeneration(CTCNATPreTrainedModel, GlancingMixin, NATGe
         labels: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         input_features: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
         **kwargs,
     ) -> NATSeq2SeqLMOutput:
         """With ``labels``: the CTC loss (``losses``: ctc, infeasible = targets longer than the
         upsampled source, left out of the loss and counted; with glancing also the revealed share).
-        Without: log-probabilities of every upsampled position. The source is ``input_ids`` or,
-        for an audio model, ``input_features``."""
-        source, attention_mask = self._check_inputs(input_ids, input_features, attention_mask)
+        Without: log-probabilities of every upsampled position. The source is ``input_ids``,
+        ``input_features`` (audio) or ``pixel_values`` (images)."""
+        source, attention_mask = self._check_inputs(input_ids, input_features, attention_mask, pixel_values)
         encoder = self.model.encode(source, attention_mask)
         inputs_embeds, keep = upsample(self.upsample, encoder.hidden, encoder.keep)
         if labels is None:

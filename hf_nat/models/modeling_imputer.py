@@ -60,12 +60,13 @@ class ImputerForConditionalGeneration(CTCNATForConditionalGeneration):
         labels: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         input_features: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
         **kwargs,
     ) -> NATSeq2SeqLMOutput:
         """With ``labels``: CTC loss of the fully masked pass + cross-entropy of the masked
         alignment positions (``losses``: ctc, impute, infeasible). Without: logits of the
-        fully masked pass. The source is ``input_ids`` or, for an audio model, ``input_features``."""
-        source, attention_mask = self._check_inputs(input_ids, input_features, attention_mask)
+        fully masked pass. The source is ``input_ids``, ``input_features`` (audio) or ``pixel_values``."""
+        source, attention_mask = self._check_inputs(input_ids, input_features, attention_mask, pixel_values)
         encoder = self.model.encode(source, attention_mask)
         upsampled, keep = upsample(self.upsample, encoder.hidden, encoder.keep)
         all_masked = torch.full(keep.shape, self.config.mask_token_id, device=keep.device)

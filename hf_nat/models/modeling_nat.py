@@ -12,7 +12,7 @@ from transformers.utils import ModelOutput
 from .configuration_nat import NATConfig
 from .nat_layers import EncoderState, LengthPredictor, NATDecoder, NATEncoder
 from .nat_sequences import left_align
-from .nat_sources import source_front_end
+from .nat_sources import SOURCE_INPUT_NAMES, source_front_end
 
 __all__ = ["NATModel", "NATModelOutput", "NATPreTrainedModel", "NATSeq2SeqLMOutput", "compact_targets", "length_loss"]
 
@@ -58,9 +58,9 @@ class NATPreTrainedModel(PreTrainedModel):
 
     def __init__(self, config, *args, **kwargs):
         super().__init__(config, *args, **kwargs)
-        if config.source_modality == "audio":
-            # What transformers' speech pipeline and Trainer read to find the source in a batch.
-            self.main_input_name = "input_features"
+        if config.source_modality != "text":
+            # What transformers' pipelines and Trainer read to find the source in a batch.
+            self.main_input_name = SOURCE_INPUT_NAMES[config.source_modality]
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
@@ -137,22 +137,50 @@ class NATPreTrainedModel(PreTrainedModel):
         input_ids: torch.Tensor | None,
         input_features: torch.Tensor | None,
         attention_mask: torch.Tensor | None,
+        pixel_values: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The checked source of the config's modality: (input_ids, mask) as :meth:`_check_source`
-        gives them for text, (input_features, mask) as :meth:`_check_features` for audio. Passing
-        the other modality's input is an error that names the right one."""
-        audio = self.config.source_modality == "audio"
-        given, other = (input_features, input_ids) if audio else (input_ids, input_features)
-        names = ("input_features", "input_ids") if audio else ("input_ids", "input_features")
-        if other is not None:
-            raise ValueError(
-                f"{type(self).__name__} reads {self.config.source_modality} sources ({names[0]}), got {names[1]}"
-            )
-        if given is None:
-            raise ValueError(f"{type(self).__name__} needs {names[0]}")
-        if audio:
+        gives them for text, (input_features, mask) as :meth:`_check_features` for audio,
+        (pixel_values, mask) as :meth:`_check_pixels` for images. Passing another modality's input
+        is an error that names the right one."""
+        modality = self.config.source_modality
+        given = {"input_ids": input_ids, "input_features": input_features, "pixel_values": pixel_values}
+        wanted = SOURCE_INPUT_NAMES[modality]
+        others = [name for name, value in given.items() if value is not None and name != wanted]
+        if others:
+            raise ValueError(f"{type(self).__name__} reads {modality} sources ({wanted}), got {others[0]}")
+        if given[wanted] is None:
+            raise ValueError(f"{type(self).__name__} needs {wanted}")
+        if modality == "audio":
             return self._check_features(input_features, attention_mask)
+        if modality == "image":
+            return self._check_pixels(pixel_values, attention_mask)
         return self._check_source(input_ids, attention_mask)
+
+    def _check_pixels(
+        self, pixel_values: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Validate a batch of images (B, C, H, W) at the vision model's size (what the model's
+        image processor makes); return (pixel_values, mask (B, 1) of ones). Images have no
+        padding, so an ``attention_mask`` is an error, as are non-finite pixels."""
+        vision = self.config.vision_config
+        channels = vision.get("num_channels", 3)
+        if not isinstance(pixel_values, torch.Tensor) or not pixel_values.is_floating_point():
+            kind = pixel_values.dtype if isinstance(pixel_values, torch.Tensor) else type(pixel_values).__name__
+            raise TypeError(f"pixel_values must be a float tensor (batch, {channels}, height, width), got {kind}")
+        size = vision.get("image_size")
+        size = (size, size) if isinstance(size, int) else tuple(size) if size else None
+        if pixel_values.dim() != 4 or pixel_values.shape[1] != channels or (size and pixel_values.shape[2:] != size):
+            expected = f"(batch, {channels}, {size[0]}, {size[1]})" if size else f"(batch, {channels}, height, width)"
+            raise ValueError(
+                f"pixel_values must be {expected} (the model's image processor resizes images to it), "
+                f"got shape {tuple(pixel_values.shape)}"
+            )
+        if attention_mask is not None:
+            raise ValueError("images take no attention_mask: every image is resized to one size, nothing is padded")
+        if not torch.isfinite(pixel_values).all():
+            raise ValueError("pixel_values hold NaN or infinite values")
+        return pixel_values, torch.ones(pixel_values.shape[0], 1, dtype=torch.long, device=pixel_values.device)
 
     def _check_features(
         self, input_features: torch.Tensor, attention_mask: torch.Tensor | None
@@ -294,8 +322,8 @@ class NATModel(NATPreTrainedModel):
         self.decoder.embed.embed_tokens = value
 
     def encode(self, source: torch.Tensor, attention_mask: torch.Tensor, cache_cross_kv: bool = False) -> EncoderState:
-        """Run the encoder over a checked source (token ids (B, S), or audio features (B, T, F)
-        with ``attention_mask`` (B, T)); with ``cache_cross_kv`` also precompute the decoder's
+        """Run the encoder over a checked source (token ids (B, S), audio features (B, T, F) with
+        ``attention_mask`` (B, T), or pixels (B, C, H, W)); with ``cache_cross_kv`` also precompute the decoder's
         cross-attention keys/values. The state keeps the source tokens of a text source."""
         hidden, keep = self.encoder(source, attention_mask)
         kv = self.decoder.cross_kv(hidden) if cache_cross_kv else None
@@ -308,10 +336,11 @@ class NATModel(NATPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         decoder_input_ids: torch.Tensor | None = None,
         input_features: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
         **kwargs,
     ) -> NATModelOutput:
         """Encode the source, predict its target length and, given decoder ids, decode them."""
-        source, attention_mask = self._check_inputs(input_ids, input_features, attention_mask)
+        source, attention_mask = self._check_inputs(input_ids, input_features, attention_mask, pixel_values)
         encoder = self.encode(source, attention_mask)
         hidden = None
         if decoder_input_ids is not None:

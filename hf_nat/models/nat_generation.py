@@ -261,9 +261,11 @@ class NATGenerationMixin(GenerationMixin):
         generation_config: GenerationConfig | None = None,
         custom_generate=None,
         input_features: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
         **kwargs,
     ):
-        """Translate (or, from ``input_features``, transcribe) a batch of sources in parallel.
+        """Translate (or, from ``input_features``, transcribe; from ``pixel_values``, caption) a
+        batch of sources in parallel.
 
         Options (per call, else ``generation_config``, else the family's defaults) are listed in
         the family's ``nat_generation_defaults`` plus ``return_dict_in_generate`` and
@@ -283,7 +285,7 @@ class NATGenerationMixin(GenerationMixin):
             )
         options = self._nat_options(generation_config, kwargs)
         self._nat_check_options(options)
-        source, attention_mask = self._check_inputs(input_ids, input_features, attention_mask)
+        source, attention_mask = self._check_inputs(input_ids, input_features, attention_mask, pixel_values)
         tokens_per_source = self._nat_candidates_per_source(options) * max(source.shape[1], 1)
         chunk = max(1, _CANDIDATE_TOKENS_PER_PASS // tokens_per_source)
         outputs = [

@@ -10,6 +10,7 @@ import torch
 from transformers.modeling_outputs import BaseModelOutput
 
 from .nat_sequences import distinct_per_source
+from .nat_sources import SOURCE_INPUT_NAMES
 
 __all__ = ["check_rescorer", "rescore_candidates", "with_eos"]
 
@@ -27,7 +28,7 @@ def check_rescorer(rescorer, config) -> None:
             f"{type(rescorer).__name__} is a non-autoregressive hf_nat model"
         )
     reads = getattr(rescorer, "main_input_name", "input_ids")
-    wanted = "input_features" if getattr(config, "source_modality", "text") == "audio" else "input_ids"
+    wanted = SOURCE_INPUT_NAMES[getattr(config, "source_modality", "text")]
     if reads != wanted:
         raise ValueError(f"rescorer must read the model's sources ({wanted}); {type(rescorer).__name__} reads {reads}")
     for name in ("pad_token_id", "eos_token_id"):
@@ -66,11 +67,11 @@ def rescore_candidates(
 ) -> torch.Tensor:
     """Score each candidate by ``log p_AR(candidate + eos | source) / length ** length_penalty``.
 
-    ``source``/``attention_mask`` (B, S) are the sources (token ids, or (B, S, F) features for a
-    speech rescorer: whatever the rescorer's ``main_input_name`` reads), ``candidates`` (N, T) content tokens
-    padded with pad and ``source_index`` (N,) the source of each candidate. The rescorer may live
-    on another device or in another dtype; the (N,) float32 scores come back on the candidates'
-    device.
+    ``source``/``attention_mask`` (B, S) are the sources (token ids, (B, S, F) features for a
+    speech rescorer, (B, C, H, W) pixels for a vision one: whatever its ``main_input_name`` reads),
+    ``candidates`` (N, T) content tokens padded with pad and ``source_index`` (N,) the source of
+    each candidate. The rescorer may live on another device or in another dtype; the (N,) float32
+    scores come back on the candidates' device.
     """
     device = rescorer.device
     # Noisy parallel decoding often draws the same hypothesis many times: score each once.
@@ -82,7 +83,8 @@ def rescore_candidates(
     source_mask = attention_mask.to(device)
     source_name = getattr(rescorer, "main_input_name", "input_ids")
     source = source.to(device, rescorer.dtype) if source.is_floating_point() else source.to(device)
-    encoded = rescorer.get_encoder()(**{source_name: source}, attention_mask=source_mask)
+    images = source_name == "pixel_values"  # a vision encoder takes no mask: images are not padded
+    encoded = rescorer.get_encoder()(**{source_name: source}, **({} if images else {"attention_mask": source_mask}))
     index = source_index.to(device)
     scored = labels.ne(pad_token_id)
     total = torch.empty(labels.shape[0], device=device)
@@ -93,10 +95,9 @@ def rescore_candidates(
     for start in range(0, labels.shape[0], rows):
         part = slice(start, start + rows)
         encoder_outputs = BaseModelOutput(last_hidden_state=encoded.last_hidden_state.index_select(0, index[part]))
+        mask = {} if images else {"attention_mask": source_mask.index_select(0, index[part])}
         logits = rescorer(
-            encoder_outputs=encoder_outputs,
-            attention_mask=source_mask.index_select(0, index[part]),
-            decoder_input_ids=decoder_input_ids[part],
+            encoder_outputs=encoder_outputs, decoder_input_ids=decoder_input_ids[part], **mask
         ).logits.float()
         token_logits = logits.gather(-1, labels[part].unsqueeze(-1)).squeeze(-1)
         total[part] = ((token_logits - logits.logsumexp(-1)) * scored[part]).sum(1)

@@ -3,26 +3,60 @@
 
 Text sources keep :class:`nat_layers.TokenEmbedding`; an audio source is a sequence of log-mel
 feature frames (what a transformers feature extractor such as ``Speech2TextFeatureExtractor``
-returns as ``input_features``), shortened by strided convolutions before the encoder.
+returns as ``input_features``), shortened by strided convolutions before the encoder; an image
+(``pixel_values`` from a transformers image processor) is encoded by a transformers vision model.
 
-Imports only torch and the sibling ``nat_layers``, so a Hub checkpoint folder copies it as it is.
+Imports only torch, transformers and the sibling ``nat_layers``, so a Hub checkpoint folder copies
+it as it is.
 """
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import AutoConfig, AutoModel
 
 from .nat_layers import sinusoidal_positions
 
-__all__ = ["SpeechSubsampler", "source_front_end", "subsampled_lengths"]
+__all__ = ["SOURCE_INPUT_NAMES", "SpeechSubsampler", "VisionFrontEnd", "source_front_end", "subsampled_lengths"]
+
+# The batch key of each source modality, as transformers names it.
+SOURCE_INPUT_NAMES = {"text": "input_ids", "audio": "input_features", "image": "pixel_values"}
 
 
 def source_front_end(config) -> nn.Module | None:
     """The encoder front end of ``config.source_modality``: None for text (the encoder embeds
-    tokens itself), a :class:`SpeechSubsampler` for audio."""
+    tokens itself), a :class:`SpeechSubsampler` for audio, a :class:`VisionFrontEnd` for images."""
     if config.source_modality == "audio":
         return SpeechSubsampler(config)
+    if config.source_modality == "image":
+        return VisionFrontEnd(config)
     return None
+
+
+class VisionFrontEnd(nn.Module):
+    """Pixels (B, C, H, W) → encoder input states (B, S, D): a transformers vision model built from
+    ``config.vision_config`` (a ViT's patch states, or a CNN's last feature map read as h·w
+    states), projected to ``d_model`` when its width differs, then dropout. Every state is real:
+    the image processor resizes every image to one size, so nothing is padded.
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        fields = dict(config.vision_config)
+        self.vision = AutoModel.from_config(AutoConfig.for_model(fields.pop("model_type"), **fields))
+        vision = self.vision.config
+        width = getattr(vision, "hidden_size", None) or vision.hidden_sizes[-1]
+        self.project = nn.Linear(width, config.d_model) if width != config.d_model else nn.Identity()
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, pixel_values: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """States (B, S, D) and their mask (B, S), all True, of ``pixel_values`` (B, C, H, W);
+        ``keep`` (B, 1) is the image-level mask the source check makes."""
+        states = self.vision(pixel_values=pixel_values).last_hidden_state
+        if states.dim() == 4:  # a CNN's feature map (B, C, h, w)
+            states = states.flatten(2).transpose(1, 2)  # (B, h·w, C)
+        x = self.dropout(self.project(states))  # (B, S, D)
+        return x, torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
 
 
 def subsampled_lengths(lengths: torch.Tensor, layers: int) -> torch.Tensor:
