@@ -67,13 +67,15 @@ def _train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model_type",
         default="cmlm",
-        help="an hf_nat family (e.g. cmlm) or an AR baseline: 'marian' (text) or 'speech2text' (--task speech)",
+        help="an hf_nat family (e.g. cmlm) or an AR baseline: 'marian' (text), 'speech2text' (--task speech) "
+        "or 'vision_encoder_decoder' (--task captioning)",
     )
     p.add_argument(
         "--task",
         default="translation",
-        choices=["translation", "speech"],
-        help="translation: a parallel corpus (--src/--tgt); speech: audio with transcripts (--audio_column ...)",
+        choices=["translation", "speech", "captioning"],
+        help="translation: a parallel corpus (--src/--tgt); speech: audio with transcripts (--audio_column ...); "
+        "captioning: images with one or more captions each (--image_column, --caption_columns)",
     )
     p.add_argument("--data", default="../shared/data/multi30k", help="local corpus directory or Hub dataset id")
     p.add_argument("--audio_column", default="audio", help="--task speech: the Hub dataset's audio column")
@@ -85,6 +87,21 @@ def _train_options(p: argparse.ArgumentParser) -> None:
         default=2,
         help="--task speech: stride-2 convolutions before the encoder, the same for NAT and speech2text "
         "(2: a state per 40 ms, 3: per 80 ms)",
+    )
+    p.add_argument("--image_column", default="image", help="--task captioning: the image column")
+    p.add_argument(
+        "--caption_columns",
+        nargs="+",
+        default=["captions"],
+        help="--task captioning: caption columns (each a caption or a list of them); an image's references are all",
+    )
+    p.add_argument("--image_size", type=int, default=64, help="--task captioning: side of the resized square image")
+    p.add_argument("--patch_size", type=int, default=8, help="--task captioning: side of a ViT patch")
+    p.add_argument(
+        "--vision_encoder",
+        default=None,
+        help="--task captioning: a pretrained vision model (folder or Hub id, safetensors) as the encoder, "
+        "with its image processor, instead of a fresh ViT of the model's size",
     )
     p.add_argument("--src", default="en")
     p.add_argument("--tgt", default="de")
@@ -110,7 +127,8 @@ def _train_options(p: argparse.ArgumentParser) -> None:
         "--max_tokens",
         type=int,
         default=4096,
-        help="padded tokens per batch and process (--task speech: padded feature frames)",
+        help="padded tokens per batch and process (--task speech: padded feature frames; "
+        "--task captioning: encoder states, patches per image)",
     )
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--warmup", type=int, default=1000)

@@ -1,5 +1,5 @@
-"""A fresh model of any hf_nat family (or an AR baseline: Marian for text, Speech2Text for speech)
-from command-line sizes, and warm starts."""
+"""A fresh model of any hf_nat family (or an AR baseline: Marian for text, Speech2Text for speech,
+a VisionEncoderDecoder for captioning) from command-line sizes, and warm starts."""
 
 from __future__ import annotations
 
@@ -8,21 +8,36 @@ import os
 
 import torch
 from safetensors.torch import load_file as load_safetensors
-from transformers import MarianConfig, MarianMTModel, Speech2TextConfig, Speech2TextForConditionalGeneration
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    MarianConfig,
+    MarianMTModel,
+    Speech2TextConfig,
+    Speech2TextForConditionalGeneration,
+    TrOCRConfig,
+    VisionEncoderDecoderConfig,
+    VisionEncoderDecoderModel,
+)
 
 from hf_nat.data import special_token_ids
 from hf_nat.models.nat_registry import FAMILIES
 
 __all__ = ["AR_MODEL_TYPES", "build_model", "check_config_overrides", "load_initial_weights"]
 
-AR_MODEL_TYPES = {"marian", "speech2text"}
+# AR baseline → the source modality it reads, and the task that trains it
+AR_MODEL_TYPES = {"marian": ("text", "translation"), "speech2text": ("audio", "speech"),
+                  "vision_encoder_decoder": ("image", "captioning")}  # fmt: skip
 
 
 def build_model(args, tokenizer, task_fields: dict | None = None) -> torch.nn.Module:
     """A fresh model of ``args.model_type`` sized by ``args``, with ids from ``tokenizer``.
 
     ``task_fields`` are config fields the corpus decides (for speech: ``source_modality="audio"``,
-    ``num_mel_bins``, ``subsampling_conv_layers``); ``args.config_overrides`` may not contradict them.
+    ``num_mel_bins``, ``subsampling_conv_layers``; for captioning ``source_modality="image"``, the
+    ``vision_config`` of the image encoder and ``encoder_layers=0``, as the vision model is the
+    encoder); ``args.config_overrides`` may not contradict them. With ``args.vision_encoder`` the
+    image encoder starts from that pretrained model's weights.
     """
     task_fields = dict(task_fields or {})
     clashes = sorted(
@@ -30,11 +45,14 @@ def build_model(args, tokenizer, task_fields: dict | None = None) -> torch.nn.Mo
     )
     if clashes:
         raise ValueError(f"--config_overrides sets {clashes}, which the corpus decides ({task_fields})")
-    speech = task_fields.get("source_modality") == "audio"
-    if speech and args.model_type == "marian":
-        raise ValueError("--model_type marian reads text; the AR baseline for speech is 'speech2text'")
-    if args.model_type == "speech2text" and not speech:
-        raise ValueError("--model_type speech2text reads audio: train it with --task speech")
+    modality = task_fields.get("source_modality", "text")
+    if args.model_type in AR_MODEL_TYPES and AR_MODEL_TYPES[args.model_type][0] != modality:
+        reads, task = AR_MODEL_TYPES[args.model_type]
+        if modality == "text":
+            raise ValueError(f"--model_type {args.model_type} reads {reads}: train it with --task {task}")
+        baseline = next(name for name, (source, _) in AR_MODEL_TYPES.items() if source == modality)
+        task = AR_MODEL_TYPES[baseline][1]
+        raise ValueError(f"--model_type {args.model_type} reads {reads}; the AR baseline for {task} is '{baseline}'")
     ctc_weight = getattr(args, "ctc_weight", 0.0)
     if ctc_weight and args.model_type != "speech2text":
         raise ValueError(
@@ -70,13 +88,15 @@ def build_model(args, tokenizer, task_fields: dict | None = None) -> torch.nn.Mo
         return model
     if args.model_type == "speech2text":
         return _speech2text(args, shape, ids, task_fields["num_mel_bins"], task_fields["subsampling_conv_layers"])
+    if args.model_type == "vision_encoder_decoder":
+        return _vision_encoder_decoder(args, shape, ids, task_fields["vision_config"])
     if args.model_type not in FAMILIES:
         raise ValueError(
             f"unknown --model_type {args.model_type!r}; choose from {sorted([*FAMILIES, *AR_MODEL_TYPES])}"
         )
     head = FAMILIES[args.model_type].head_class
     check_config_overrides(head.config_class, args.config_overrides)
-    config = head.config_class(
+    fields = dict(
         **shape,
         label_smoothing=args.label_smoothing,
         pad_token_id=ids["pad"],
@@ -87,9 +107,58 @@ def build_model(args, tokenizer, task_fields: dict | None = None) -> torch.nn.Mo
         placeholder_token_id=ids["placeholder"],
         blank_token_id=ids["blank"],
         decoder_start_token_id=ids["bos"],
-        **{**args.config_overrides, **task_fields},
     )
-    return head(config)
+    config = head.config_class(**{**fields, **args.config_overrides, **task_fields})
+    model = head(config)
+    if getattr(args, "vision_encoder", None):
+        model.model.encoder.embed.vision.load_state_dict(_pretrained_vision(args.vision_encoder).state_dict())
+    return model
+
+
+def _pretrained_vision(name: str) -> torch.nn.Module:
+    """The vision model of ``--vision_encoder`` (a folder or Hub id), from safetensors weights only."""
+    return AutoModel.from_pretrained(name, use_safetensors=True)
+
+
+def _vision_encoder_decoder(args, shape: dict, ids: dict, vision_config: dict) -> torch.nn.Module:
+    """transformers' VisionEncoderDecoder of the NAT's size: the same image encoder as the NAT's
+    (``vision_config``, or ``--vision_encoder``'s pretrained weights), then a TrOCR decoder with
+    ``args.layers`` layers of the NAT's width."""
+    check_config_overrides(TrOCRConfig, args.config_overrides)
+    fields = dict(vision_config)
+    encoder_config = AutoConfig.for_model(fields.pop("model_type"), **fields)
+    decoder_config = TrOCRConfig(
+        **{
+            **dict(
+                vocab_size=shape["vocab_size"],
+                d_model=shape["d_model"],
+                decoder_layers=shape["decoder_layers"],
+                decoder_attention_heads=shape["decoder_attention_heads"],
+                decoder_ffn_dim=shape["decoder_ffn_dim"],
+                dropout=shape["dropout"],
+                max_position_embeddings=shape["max_position_embeddings"],
+                use_learned_position_embeddings=False,
+                layernorm_embedding=False,
+                tie_word_embeddings=True,
+                **_ar_fields(ids),
+            ),
+            **args.config_overrides,
+        }
+    )
+    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder_config, decoder_config)
+    config.pad_token_id, config.eos_token_id = ids["pad"], ids["eos"]
+    config.decoder_start_token_id = ids["bos"]
+    encoder = _pretrained_vision(args.vision_encoder) if getattr(args, "vision_encoder", None) else None
+    model = VisionEncoderDecoderModel(config=config, encoder=encoder)
+    model.generation_config.update(
+        num_beams=1,
+        max_length=shape["max_position_embeddings"],
+        pad_token_id=ids["pad"],
+        eos_token_id=ids["eos"],
+        decoder_start_token_id=ids["bos"],
+        bos_token_id=ids["bos"],
+    )
+    return model
 
 
 def _ar_fields(ids: dict) -> dict:

@@ -227,7 +227,98 @@ def speech_source_frames(model) -> int:
     return int(config.max_source_positions) * 2 ** int(config.num_conv_layers)
 
 
-TASKS = {"translation": TranslationData, "speech": SpeechData}
+class CaptionData:
+    """An image–caption corpus (``--task captioning``): pixels from the model's image processor (a
+    fresh ViT processor at ``--image_size``, or ``--vision_encoder``'s), saved with the tokenizer as a
+    ``TrOCRProcessor``; one training example per (image, caption) pair; a tokenizer trained on the
+    captions; validation BLEU-4 against all of an image's captions.
+
+    The image encoder is a ViT of the model's size (``--layers`` layers, ``--patch_size`` patches)
+    or the pretrained ``--vision_encoder``; a NAT gets no encoder layers of its own on top, so it and
+    the VisionEncoderDecoder baseline share one encoder design. Captions longer than
+    ``--max_length`` tokens are dropped from training and counted.
+    """
+
+    def __init__(self, args, accelerator: Accelerator):
+        from transformers import AutoImageProcessor, TrOCRProcessor, ViTConfig, ViTImageProcessor
+
+        from hf_nat.data.captions import load_caption_corpus
+        from hf_nat.data.images import CaptionCollator
+
+        self.args, self.accelerator = args, accelerator
+        self.corpus = load_caption_corpus(
+            args.data,
+            [args.train_split, args.valid_split],
+            image_column=args.image_column,
+            caption_columns=args.caption_columns,
+        )
+        train = self.corpus[args.train_split]
+        self.tokenizer = prepare_tokenizer(args, accelerator, lambda: [c for refs in train["references"] for c in refs])
+        if args.vision_encoder:
+            from transformers import AutoConfig
+
+            self.image_processor = AutoImageProcessor.from_pretrained(args.vision_encoder)
+            vision_config = AutoConfig.from_pretrained(args.vision_encoder).to_dict()
+        else:
+            side = args.image_size
+            self.image_processor = ViTImageProcessor(
+                size={"height": side, "width": side}, image_mean=[0.5] * 3, image_std=[0.5] * 3
+            )
+            vision_config = ViTConfig(
+                hidden_size=args.d_model,
+                num_hidden_layers=args.layers,
+                num_attention_heads=args.heads,
+                intermediate_size=args.ffn_dim,
+                hidden_dropout_prob=args.dropout,
+                image_size=side,
+                patch_size=args.patch_size,
+            ).to_dict()
+        self.saved_with_model = TrOCRProcessor(image_processor=self.image_processor, tokenizer=self.tokenizer)
+        self.model_overrides = {"source_modality": "image", "vision_config": vision_config, "encoder_layers": 0}
+        self.collate = CaptionCollator()
+
+    def examples(self, model) -> tuple[list[dict], list[int]]:
+        """Training examples (pixels, caption ids), one per caption, and their lengths for the
+        sampler: the encoder states of an image."""
+        from hf_nat.data.images import image_pixels, image_states
+
+        args = self.args
+        train = self.corpus[args.train_split]
+        pixels = image_pixels(train["image"], self.image_processor)
+        examples, long_captions = [], 0
+        for image, references in enumerate(train["references"]):
+            for ids in self.tokenizer(list(references))["input_ids"]:
+                if len(ids) > args.max_length:
+                    long_captions += 1
+                    continue
+                examples.append({"pixel_values": pixels[image], "labels": ids})
+        self.accelerator.print(
+            f"captioning training examples: {len(examples)} captions of {len(train)} images "
+            f"(dropped {long_captions} captions longer than {args.max_length} tokens)"
+        )
+        require_pairs({args.train_split: examples}, f"{args.data} within the length limits")
+        valid = self.corpus[args.valid_split]
+        if args.eval_sentences:
+            valid = valid.select(range(min(args.eval_sentences, len(valid))))
+        self.valid = (image_pixels(valid["image"], self.image_processor), [list(r) for r in valid["references"]])
+        states = image_states(self.model_overrides["vision_config"])
+        return examples, [states] * len(examples)
+
+    def validate(self, model) -> tuple[float, dict]:
+        """(BLEU-4, named metrics) of the model's own captions against all references."""
+        from hf_nat.data.images import caption_pixels
+        from hf_nat.metrics import caption_scores
+
+        args = self.args
+        hyps = caption_pixels(model, self.tokenizer, self.valid[0], args.eval_batch_size, **args.eval_generate_kwargs)
+        scores = caption_scores(hyps, self.valid[1])
+        return scores["bleu4"], scores
+
+
+TASKS = {"translation": TranslationData, "speech": SpeechData, "captioning": CaptionData}
+# How a training summary names the best validation score of each task (and its sign).
+BEST_SCORE_NAMES = {"translation": ("best_valid_bleu", 1), "speech": ("best_valid_wer", -1),
+                    "captioning": ("best_valid_bleu4", 1)}  # fmt: skip
 
 
 def progress_bar(args, state: TrainState, disable: bool) -> tqdm:
@@ -390,11 +481,7 @@ def train(args) -> dict:
         "updates": state.step,
         "epochs": state.epoch,
         "train_minutes": state.train_seconds / 60,
-        **(
-            {"best_valid_bleu": state.best_score}
-            if args.task == "translation"
-            else {"best_valid_wer": -state.best_score}
-        ),
+        BEST_SCORE_NAMES[args.task][0]: BEST_SCORE_NAMES[args.task][1] * state.best_score,
         "target_tokens": state.target_tokens,
         "processes": accelerator.num_processes,
         "mixed_precision": args.mixed_precision,
