@@ -1,4 +1,5 @@
-"""Offline metrics as local `evaluate` modules: translation (sacreBLEU, chrF) and speech (WER, CER).
+"""Offline metrics as local `evaluate` modules: translation (sacreBLEU, chrF), speech (WER, CER) and captioning
+(BLEU-4 against all references, CIDEr-D).
 
 The Hub versions of these metrics need network access even when the
 scoring code (sacrebleu) is installed; the modules shipped next to this file
@@ -22,9 +23,18 @@ _CONFIGS = {
     "chrf": ("nat_sacrebleu", "chrf"),
     "wer": ("nat_wer", "wer"),
     "cer": ("nat_wer", "cer"),
+    "cider": ("nat_cider", "cider"),
 }
 
-__all__ = ["corpus_scores", "error_rates", "load_metric", "metric_path", "normalize_references"]
+__all__ = [
+    "caption_scores",
+    "corpus_scores",
+    "error_rates",
+    "load_metric",
+    "metric_path",
+    "normalize_references",
+    "pad_references",
+]
 
 
 def metric_path(name: str) -> str:
@@ -45,7 +55,7 @@ def _load_cached(module: str, config_name: str) -> evaluate.EvaluationModule:
 
 
 def load_metric(name: str) -> evaluate.EvaluationModule:
-    """Load the offline evaluate module for ``"sacrebleu"``/``"bleu"``, ``"chrf"``, ``"wer"`` or ``"cer"``."""
+    """Load the offline evaluate module of a metric in ``_CONFIGS`` (``"sacrebleu"``, ``"wer"``, ``"cider"``, ...)."""
     return _load_cached(*_config(name))
 
 
@@ -69,6 +79,8 @@ def corpus_scores(
     """
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
+    if not predictions:
+        raise ValueError("no captions to score")
     refs = normalize_references(references)
     preds = list(predictions)
     bleu = load_metric("sacrebleu").compute(predictions=preds, references=refs, **bleu_kwargs)
@@ -85,3 +97,38 @@ def error_rates(predictions: list[str], references: list[str]) -> dict[str, floa
         name: 100 * float(load_metric(name).compute(predictions=preds, references=refs)["score"])
         for name in ("wer", "cer")
     }
+
+
+def pad_references(references: Sequence[str] | Sequence[Sequence[str]]) -> list[list[str | None]]:
+    """Per-prediction reference lists padded with ``None`` to the longest, which sacreBLEU skips.
+
+    sacreBLEU needs the same number of reference streams for every segment and drops ``None``
+    entries segment by segment; an empty string would instead count as a reference of length 0
+    (it can be the closest reference length and change the brevity penalty).
+    """
+    refs = normalize_references(references)
+    width = max((len(r) for r in refs), default=0)
+    return [r + [None] * (width - len(r)) for r in refs]
+
+
+def caption_scores(predictions: list[str], references: list[str] | list[list[str]]) -> dict[str, float]:
+    """Corpus captioning scores of ``predictions``: ``{"bleu4": .., "cider": ..}``, both on a 0-100 scale.
+
+    ``references`` holds one string or one non-empty list of references per prediction (image);
+    the counts may differ. ``bleu4`` is corpus sacreBLEU with default settings (13a tokenisation,
+    cased, exp smoothing) against all references of each prediction. ``cider`` is corpus CIDEr-D
+    as on MSCOCO (the ``nat_cider`` module, lower-cased, punctuation removed) times 100, the scale
+    papers print ("CIDEr 112.3"); idf comes from this corpus's references, so score a whole test
+    split at once, not in batches.
+    """
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
+    if not predictions:
+        raise ValueError("no captions to score")
+    refs = normalize_references(references)
+    if any(not r for r in refs):
+        raise ValueError("every prediction needs at least one reference")
+    preds = list(predictions)
+    bleu = load_metric("sacrebleu").compute(predictions=preds, references=pad_references(refs))
+    cider = load_metric("cider").compute(predictions=preds, references=refs)
+    return {"bleu4": float(bleu["score"]), "cider": 100 * float(cider["score"])}
