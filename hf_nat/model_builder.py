@@ -137,7 +137,7 @@ def _vision_encoder_decoder(args, shape: dict, ids: dict, vision_config: dict) -
                 decoder_ffn_dim=shape["decoder_ffn_dim"],
                 dropout=shape["dropout"],
                 max_position_embeddings=shape["max_position_embeddings"],
-                use_learned_position_embeddings=False,
+                use_learned_position_embeddings=True,  # its sinusoidal table is not restored by from_pretrained
                 layernorm_embedding=False,
                 tie_word_embeddings=True,
                 **_ar_fields(ids),
