@@ -1,14 +1,22 @@
 """Registers every hf_nat family with the Auto classes, the "translation" pipeline and, for
-families that read audio, transformers' "automatic-speech-recognition" pipeline."""
+families that read audio or images, transformers' "automatic-speech-recognition" and
+"image-text-to-text" (alias "image-to-text") pipelines."""
 
-from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, AutoModelForSpeechSeq2Seq
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForImageTextToText,
+    AutoModelForSeq2SeqLM,
+    AutoModelForSpeechSeq2Seq,
+)
 from transformers import pipelines as transformers_pipelines
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .models import NATSpeechRecognitionPipeline, NATTranslationPipeline
+from .models import NATImageToTextPipeline, NATSpeechRecognitionPipeline, NATTranslationPipeline
 from .models.nat_registry import FAMILIES
 
 SPEECH_TASK = "automatic-speech-recognition"
+IMAGE_TASK = "image-text-to-text"  # where transformers 5 sends "image-to-text"
 
 
 def register_all() -> None:
@@ -23,14 +31,16 @@ def register_all() -> None:
         AutoModelForSeq2SeqLM.register(family.config_class, family.head_class, exist_ok=True)
         if "audio" in family.config_class.source_modalities:
             AutoModelForSpeechSeq2Seq.register(family.config_class, family.head_class, exist_ok=True)
+        if "image" in family.config_class.source_modalities:
+            AutoModelForImageTextToText.register(family.config_class, family.head_class, exist_ok=True)
     # transformers 5 rejects the task name "translation" before it looks at the registry: lift
     # that ban, since the name now resolves to our pipeline.
     getattr(transformers_pipelines, "REMOVED_TASKS", {}).pop("translation", None)
     PIPELINE_REGISTRY.register_pipeline(
         "translation", pipeline_class=NATTranslationPipeline, pt_model=AutoModelForSeq2SeqLM, type="text"
     )
-    # The speech pipeline keeps transformers' entry (its model classes and default) with our
+    # The speech and image pipelines keep transformers' entries (its model classes and default) with our
     # subclass as the implementation: it behaves as transformers' own for every other model.
     # (register_pipeline would warn about overwriting a built-in task on every import.)
-    speech = PIPELINE_REGISTRY.supported_tasks[SPEECH_TASK]
-    PIPELINE_REGISTRY.supported_tasks[SPEECH_TASK] = {**speech, "impl": NATSpeechRecognitionPipeline}
+    for task, implementation in ((SPEECH_TASK, NATSpeechRecognitionPipeline), (IMAGE_TASK, NATImageToTextPipeline)):
+        PIPELINE_REGISTRY.supported_tasks[task] = {**PIPELINE_REGISTRY.supported_tasks[task], "impl": implementation}

@@ -11,22 +11,19 @@ non-empty captions over all caption columns. Images are kept undecoded (paths, o
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
 import os
 from collections.abc import Sequence
 
 import datasets
-import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
+
+from hf_nat.models.pipeline_image_to_text import MAX_IMAGE_SIDE, open_image
 
 __all__ = ["MAX_IMAGE_SIDE", "load_caption_corpus", "open_image"]
 
 logger = logging.getLogger(__name__)
-
-# Larger than any captioning photo; a bigger file is far more likely an error or a decompression bomb.
-MAX_IMAGE_SIDE = 16384
 
 
 def load_caption_corpus(
@@ -156,67 +153,3 @@ def _read_hub_split(data: str, split: str, image_column: str, caption_columns: S
     images = [{"bytes": item["bytes"], "path": item["path"]} for item in table[image_column]]
     columns = [table[column] for column in caption_columns]
     return images, [list(cells) for cells in zip(*columns)]
-
-
-def open_image(item) -> Image.Image:
-    """``item`` (a file path, raw bytes, a ``{"bytes", "path"}`` dict or a PIL image) as an RGB image.
-
-    Every mode becomes RGB: transparent images (RGBA, LA, PA, P with transparency) are composited
-    on white, 16- and 32-bit grey is scaled to 8 bits, the rest (L, 1, P, CMYK, YCbCr, ...) is
-    converted by PIL. A file's EXIF orientation is applied, as a viewer would.
-
-    Raises:
-        ValueError: the file is not an image, is corrupt or truncated, or has a side over
-            :data:`MAX_IMAGE_SIDE` pixels (or is a decompression bomb); the message names the file.
-        TypeError: ``item`` is none of the above.
-    """
-    if isinstance(item, Image.Image):
-        return _to_rgb(item, "the image")
-    if isinstance(item, dict):
-        name = item.get("path") or "image bytes"
-        source = io.BytesIO(item["bytes"]) if item.get("bytes") else item.get("path")
-        if source is None:
-            raise ValueError(f"image item {item!r} has neither bytes nor a path")
-    elif isinstance(item, (bytes, bytearray)):
-        name, source = "image bytes", io.BytesIO(item)
-    elif isinstance(item, (str, os.PathLike)):
-        name, source = os.fspath(item), item
-    else:
-        raise TypeError(f"cannot open {type(item).__name__} as an image; give a path, bytes, a dict or a PIL image")
-    try:
-        image = Image.open(source)
-        if max(image.size) > MAX_IMAGE_SIDE:
-            raise ValueError(
-                f"{name} is {image.size[0]}x{image.size[1]} pixels, over {MAX_IMAGE_SIDE} a side; "
-                "resize it before captioning"
-            )
-        image.load()
-        image = ImageOps.exif_transpose(image)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"image file {name} does not exist") from None
-    except Image.DecompressionBombError as error:
-        raise ValueError(f"{name} is too large to open safely (a decompression bomb?): {error}") from error
-    except (UnidentifiedImageError, OSError, SyntaxError, EOFError) as error:
-        raise ValueError(f"{name} is not a readable image (not an image, corrupt or truncated): {error}") from error
-    return _to_rgb(image, name)
-
-
-def _to_rgb(image: Image.Image, name: str) -> Image.Image:
-    if image.mode == "RGB":
-        return image
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        if image.mode.startswith("I;16") or (image.mode == "I" and values.max(initial=0) > 255):
-            values = values / 257  # the 16-bit range onto 8 bits
-        elif image.mode == "F" and values.max(initial=0) <= 1:
-            values = values * 255  # float grey in [0, 1]
-        grey = Image.fromarray(np.clip(values, 0, 255).round().astype(np.uint8), "L")
-        return grey.convert("RGB")
-    try:
-        return image.convert("RGB")
-    except ValueError as error:
-        raise ValueError(f"{name}: cannot convert image mode {image.mode!r} to RGB: {error}") from error
