@@ -12,6 +12,9 @@ rendered from ``model_cards/nat_translation.md`` with the benchmark results (nev
 A model of audio sources (``source_modality="audio"``) also carries its feature extractor or
 processor, ``custom_pipelines["automatic-speech-recognition"]`` and the card of
 ``model_cards/nat_speech_recognition.md``, filled from a ``training/benchmark_speech.py`` results.json.
+A captioner (``source_modality="image"``) carries its image processor (processor_config.json),
+``custom_pipelines["image-to-text"]`` and the card of ``model_cards/nat_image_captioning.md``,
+filled from a ``training/benchmark_captioning.py`` results.json.
 
 The benchmark rows must have been measured on this very model: their recorded fingerprint
 (``hf_nat.provenance.model_fingerprint``) must equal the exported folder's. Rows of another model,
@@ -46,7 +49,7 @@ from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
 from transformers.dynamic_module_utils import get_imports, get_relative_import_files
 
 from hf_nat.files import read_json, replace_folder
-from hf_nat.models import NATSpeechRecognitionPipeline, NATTranslationPipeline
+from hf_nat.models import NATImageToTextPipeline, NATSpeechRecognitionPipeline, NATTranslationPipeline
 from hf_nat.models.nat_registry import Family, family_of
 from hf_nat.provenance import load_fingerprinted
 from hf_nat.results import Row
@@ -58,6 +61,8 @@ AUTO_CLASSES = ("AutoConfig", "AutoModel", "AutoModelForSeq2SeqLM")
 FEATURE_EXTRACTOR_FILE = "preprocessor_config.json"
 PROCESSOR_FILE = "processor_config.json"
 SPEECH_AUTO_CLASS = "AutoModelForSpeechSeq2Seq"
+CAPTION_CARD_TEMPLATE = Path(__file__).resolve().parent / "model_cards" / "nat_image_captioning.md"
+IMAGE_AUTO_CLASS = "AutoModelForImageTextToText"
 _EXAMPLES = {
     "en": "A man is riding a bicycle down the street.",
     "de": "Ein Mann fährt mit dem Fahrrad die Straße entlang.",
@@ -109,21 +114,24 @@ def _family_classes(family: Family) -> tuple[type, type, type]:
 
 def auto_map_for(model_type: str, source_modality: str = "text") -> dict[str, str]:
     """The ``auto_map`` entries of a family: AutoConfig, AutoModel and AutoModelForSeq2SeqLM, and
-    for a model of an audio source AutoModelForSpeechSeq2Seq."""
+    for a model of an audio source AutoModelForSpeechSeq2Seq, of an image AutoModelForImageTextToText."""
     family = family_of(model_type)
     entries = dict(zip(AUTO_CLASSES, map(_class_ref, _family_classes(family))))
     if source_modality == "audio":
         entries[SPEECH_AUTO_CLASS] = _class_ref(family.head_class)
+    if source_modality == "image":
+        entries[IMAGE_AUTO_CLASS] = _class_ref(family.head_class)
     return entries
 
 
 def custom_pipelines_entry(source_modality: str = "text") -> dict[str, dict]:
     """``config.custom_pipelines`` for the model's pipeline, in the format transformers 5 reads:
-    "translation" for a text source, "automatic-speech-recognition" for audio.
+    "translation" for a text source, "automatic-speech-recognition" for audio, "image-to-text"
+    for images.
 
     ``pipeline()`` looks a task up in ``config.custom_pipelines`` *before* it rejects the task
-    names transformers 5 removed ("translation" is one) and before its built-in tasks, so no
-    registration is needed in the loading process. ``pt`` names transformers Auto classes; v5 has
+    names transformers 5 removed or renamed ("translation", "image-to-text") and before its
+    built-in tasks, so no registration is needed in the loading process. ``pt`` names transformers Auto classes; v5 has
     no TensorFlow, so no ``tf``.
     """
     if source_modality == "audio":
@@ -134,6 +142,10 @@ def custom_pipelines_entry(source_modality: str = "text") -> dict[str, dict]:
                 "type": "audio",
             }
         }
+    if source_modality == "image":
+        return {
+            "image-to-text": {"impl": _class_ref(NATImageToTextPipeline), "pt": [IMAGE_AUTO_CLASS], "type": "image"}
+        }
     return {
         "translation": {"impl": _class_ref(NATTranslationPipeline), "pt": ["AutoModelForSeq2SeqLM"], "type": "text"}
     }
@@ -141,7 +153,9 @@ def custom_pipelines_entry(source_modality: str = "text") -> dict[str, dict]:
 
 def pipeline_class_of(source_modality: str) -> type:
     """The pipeline class an exported model of ``source_modality`` carries."""
-    return NATSpeechRecognitionPipeline if source_modality == "audio" else NATTranslationPipeline
+    return {"audio": NATSpeechRecognitionPipeline, "image": NATImageToTextPipeline}.get(
+        source_modality, NATTranslationPipeline
+    )
 
 
 def code_files(classes: Sequence[type]) -> list[Path]:
@@ -431,12 +445,15 @@ def render_model_card(
 
 # --- the speech model card ---------------------------------------------------------------------------
 def select_speech_rows(results: dict | None, model_dir: str | os.PathLike, model_key: str | None = None) -> list:
-    """The NAT rows of a speech benchmark's results that measured this model (by ``model_key``,
+    """The NAT rows of a speech (or captioning) benchmark's results that measured this model (by ``model_key``,
     else by path), each as a :class:`Row`-like record for the provenance checks."""
     if not results:
         return []
     if not isinstance(results.get("rows"), list) or "splits" not in results.get("metadata", {}):
-        raise ValueError("the results are not a speech benchmark's (training/benchmark_speech.py results.json)")
+        raise ValueError(
+            "the results are not a speech benchmark's (training/benchmark_speech.py results.json) "
+            "or a captioning benchmark's (training/benchmark_captioning.py)"
+        )
     rows = [r for r in results["rows"] if r.get("kind") == "nat"]
     chosen = (
         [r for r in rows if r["model"] == model_key]
@@ -552,6 +569,99 @@ def render_speech_model_card(
     )
 
 
+# --- the captioning model card ------------------------------------------------------------------------
+def render_caption_model_card(
+    model,
+    model_dir: Path,
+    fingerprint: str,
+    rows: Sequence[dict],
+    results: dict | None,
+    training_summary: dict | None,
+    model_name: str,
+    repo_id: str | None = None,
+    dataset_name: str | None = None,
+) -> ModelCard:
+    """Fill the captioning card template: usage through the image-to-text pipeline, BLEU-4, CIDEr
+    and repetition per test split and speed ratios from a captioning benchmark's ``results`` (only
+    rows of this fingerprint go into ``model-index``), the training recipe and limitations. No
+    number appears that is not in ``results``."""
+    meta = (results or {}).get("metadata", {}) if rows else {}
+    args = (training_summary or {}).get("args") or {}
+    data = meta.get("data") or args.get("data")
+    name = dataset_name or (os.path.basename(os.path.normpath(data)) if data else None)
+    synthetic = bool(data) and os.path.isfile(os.path.join(data, "corpus_info.json"))
+    dataset = {"type": name or "unknown", "name": name or "unknown", "known": name is not None}
+    splits = meta.get("splits", [])
+    mismatch = results_mismatch(rows, fingerprint) if rows else None
+    provenance = {"this_model": mismatch is None, "measured": measured_models(rows)}
+    evals = []
+    if rows and mismatch is None:
+        for row in rows:
+            for split in splits:
+                for metric, title in (("bleu4", "BLEU-4"), ("cider", "CIDEr")):
+                    evals.append(
+                        EvalResult(
+                            task_type="image-to-text",
+                            task_name="Image captioning",
+                            dataset_type=dataset["type"],
+                            dataset_name=dataset["name"],
+                            dataset_split=split,
+                            metric_type=metric,
+                            metric_name=f"{title} ({row['label']})",
+                            metric_value=row[split][metric],
+                        )
+                    )
+    card_data = ModelCardData(
+        language=["en"],
+        license="apache-2.0",
+        library_name="transformers",
+        pipeline_tag="image-to-text",
+        tags=["image-to-text", "image-captioning", "non-autoregressive", "hf_nat", model.config.model_type],
+        datasets=[dataset["type"]] if dataset["known"] else None,
+        metrics=["bleu", "cider"] if evals else None,
+        model_name=model_name if evals else None,
+        eval_results=evals or None,
+    )
+    baseline = [r for r in (results or {}).get("rows", []) if r.get("kind") == "ar"] if rows else []
+    vision = model.config.vision_config
+    facts = dict(
+        _model_facts(model),
+        fingerprint=fingerprint,
+        vision_model_type=vision.get("model_type"),
+        vision_layers=vision.get("num_hidden_layers", "?"),
+        image_size=vision.get("image_size", "?"),
+        patch_size=vision.get("patch_size", "?"),
+    )
+    table = [
+        {
+            "model": r["model"] + (" (AR baseline)" if r["kind"] == "ar" else ""),
+            "label": r["label"],
+            "scores": {s: {k: _fmt(r[s][k]) for k in ("bleu4", "cider", "repetition")} for s in splits},
+            "latency": _fmt(r["latency_ms_median"], 1),
+            "speedup": _fmt(r.get("speedup")),
+            "throughput": _fmt(r.get("throughput_ratio")),
+        }
+        for r in [*baseline, *rows]
+    ]
+    return ModelCard.from_template(
+        card_data,
+        template_path=str(CAPTION_CARD_TEMPLATE),
+        model_name=model_name,
+        repo_id=repo_id or f"path/to/{model_name}",
+        dataset=dataset,
+        synthetic=synthetic,
+        model=facts,
+        has_results=bool(rows),
+        provenance=provenance,
+        splits=splits,
+        table=table,
+        meta=meta,
+        device=meta.get("cpu"),
+        recipe=_recipe(training_summary),
+        transformers_version=transformers.__version__,
+    )
+
+
 # --- export and push ------------------------------------------------------------------------------------
 def _prepare_output(output_dir: Path, overwrite: bool) -> Path:
     """A fresh staging folder beside ``output_dir``; refuse to clobber a non-empty one unless asked."""
@@ -565,7 +675,7 @@ def _prepare_output(output_dir: Path, overwrite: bool) -> Path:
 
 def _save_model(model, tokenizer, folder: Path, model_dir: Path) -> None:
     """Weights, config (auto_map, custom_pipelines), generation defaults, tokenizer, the feature
-    extractor of an audio model, flat code."""
+    extractor of an audio model or the image processor of a captioner, flat code."""
     family = family_of(model.config.model_type)
     modality = model.config.source_modality
     # transformers only writes the saved class's own _auto_class into auto_map: seed them all.
@@ -573,14 +683,16 @@ def _save_model(model, tokenizer, folder: Path, model_dir: Path) -> None:
     model.config.custom_pipelines = custom_pipelines_entry(modality)
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
-    if modality == "audio":
-        # A feature extractor saved alone writes preprocessor_config.json; one saved in a processor
-        # (hf-nat train --task speech) is inside processor_config.json. Either reloads it.
+    if modality in ("audio", "image"):
+        # A feature extractor or image processor saved alone writes preprocessor_config.json; one
+        # saved in a processor (hf-nat train --task speech / captioning) is inside
+        # processor_config.json. Either reloads it.
         found = [name for name in (FEATURE_EXTRACTOR_FILE, PROCESSOR_FILE) if (model_dir / name).is_file()]
         if not found:
+            kind = "feature extractor" if modality == "audio" else "image processor"
             raise FileNotFoundError(
-                f"{model_dir} holds an audio model but no feature extractor ({FEATURE_EXTRACTOR_FILE} or "
-                f"{PROCESSOR_FILE}); save the extractor (or processor) the model was trained with into it"
+                f"{model_dir} holds an {modality} model but no {kind} ({FEATURE_EXTRACTOR_FILE} or "
+                f"{PROCESSOR_FILE}); save the {kind} (or processor) the model was trained with into it"
             )
         for name in found:
             shutil.copyfile(model_dir / name, folder / name)
@@ -616,8 +728,11 @@ def export_model(
     if output.resolve() == Path(model_dir).resolve():
         raise ValueError(f"output_dir {output} is the model folder itself; export into another folder")
     (model, tokenizer), fingerprint = load_fingerprinted(model_dir, load_model_folder)
-    speech = model.config.source_modality == "audio"
-    bench = (read_json(results, "speech benchmark results") if speech else load_results(results)) if results else None
+    modality = model.config.source_modality
+    speech = modality != "text"  # speech and captioning benchmarks share one results layout
+    bench = None
+    if results:
+        bench = read_json(results, f"{modality} benchmark results") if speech else load_results(results)
     rows = select_speech_rows(bench, model_dir, model_key) if speech else select_rows(bench, model_dir, model_key)
     if bench is not None and not rows:
         available = sorted({r.model for r in bench["rows"] if r.is_nat})
@@ -637,8 +752,12 @@ def export_model(
     summary_path = training_summary if training_summary is not None else default_training_summary(model_dir)
     summary = read_json(summary_path, "training summary") if summary_path is not None else None
     name = repo_id.split("/")[-1] if repo_id else output.name
-    if speech:
+    if modality == "audio":
         card = render_speech_model_card(
+            model, Path(model_dir), fingerprint, rows, bench, summary, name, repo_id, dataset_name
+        )
+    elif modality == "image":
+        card = render_caption_model_card(
             model, Path(model_dir), fingerprint, rows, bench, summary, name, repo_id, dataset_name
         )
     else:

@@ -44,3 +44,18 @@ def register_all() -> None:
     # (register_pipeline would warn about overwriting a built-in task on every import.)
     for task, implementation in ((SPEECH_TASK, NATSpeechRecognitionPipeline), (IMAGE_TASK, NATImageToTextPipeline)):
         PIPELINE_REGISTRY.supported_tasks[task] = {**PIPELINE_REGISTRY.supported_tasks[task], "impl": implementation}
+    resolve = getattr(transformers_pipelines, "_resolve_deprecated_task", None)
+    if resolve is not None and not getattr(resolve, "hf_nat_quiet_image_to_text", False):
+        transformers_pipelines._resolve_deprecated_task = _quiet_image_to_text(resolve)
+
+
+def _quiet_image_to_text(resolve):
+    """transformers' task renaming, with "image-to-text" sent to "image-text-to-text" without its
+    notice: that notice passes a warning class as a format argument, so logging prints a traceback
+    (and pytest fails) on every ``pipeline("image-to-text", ...)``."""
+
+    def resolve_task(task):
+        return IMAGE_TASK if task == "image-to-text" else resolve(task)
+
+    resolve_task.hf_nat_quiet_image_to_text = True
+    return resolve_task
