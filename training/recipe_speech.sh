@@ -38,7 +38,7 @@ fi
 # Three stride-2 convolutions: a state per 80 ms, still about twice the subword tokens spoken.
 CORPUS_ARGS=(--task speech --tokenizer "$TOKENIZER" --valid_split validation --num_mel_bins 80 --subsampling_conv_layers 3
              --audio_column "${AUDIO_COLUMN:-audio}" --text_column "${TEXT_COLUMN:-transcription}")
-# Batches are counted in feature frames (10 ms each); positions in states after the 4x subsampling.
+# Batches are counted in feature frames (10 ms each); positions in states after the 8x subsampling.
 OPT="${OPT/--max_tokens 4096/--max_tokens 12000} --max_positions 512"
 [ "$SCALE" = cpu ] && BUDGET="--max_minutes $MINUTES"
 EVAL="${EVAL/--eval_sentences 400/--eval_sentences 300}"
