@@ -120,6 +120,18 @@ def test_image_model_captions_a_mixed_batch_as_each_image_alone(trained, corpus,
         assert together[row, : alone.shape[1]].tolist() == alone[0].tolist()
 
 
+def test_nat_captions_rescored_by_the_vision_encoder_decoder_are_batch_invariant(trained, corpus):
+    model = AutoModelForSeq2SeqLM.from_pretrained(trained / "cmlm" / "best").eval()
+    rescorer = VisionEncoderDecoderModel.from_pretrained(trained / "ar" / "best").eval()
+    processor = AutoProcessor.from_pretrained(trained / "cmlm" / "best")
+    pixels = image_pixels(mixed_images(corpus / "test"), processor.image_processor)
+    options = {"length_beam": 3, "max_iterations": 2, "rescorer": rescorer}
+    together = model.generate(pixel_values=pixels, **options)
+    for row in range(pixels.shape[0]):
+        alone = model.generate(pixel_values=pixels[row : row + 1], **options)
+        assert together[row, : alone.shape[1]].tolist() == alone[0].tolist()
+
+
 def test_image_model_rejects_bad_pixels_clearly(trained):
     model = AutoModelForSeq2SeqLM.from_pretrained(trained / "cmlm" / "best").eval()
     with pytest.raises(ValueError, match=r"pixel_values must be \(batch, 3, 32, 32\)"):
