@@ -18,18 +18,21 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 
-from hf_nat.benchmark import setting_label
 from hf_nat.data.captions import load_caption_corpus
 from hf_nat.data.images import caption_pixels, image_pixels
 from hf_nat.files import write_json_atomic, write_text_atomic
 from hf_nat.metrics import caption_scores
 from hf_nat.metrics.output_stats import repetition_rate
 from hf_nat.models.nat_registry import family_of
-from hf_nat.optional import require
 from hf_nat.run_info import environment
+from hf_nat.source_benchmark import (
+    add_speed_ratios,
+    measure_generate_latency,
+    plot_quality_vs_speedup,
+    source_setting_label,
+)
 
 __all__ = ["load_caption_model", "measure_caption_latency", "run_caption_benchmark"]
 
@@ -56,19 +59,11 @@ def load_caption_model(path: str):
     return model, processor, fingerprint
 
 
-@torch.inference_mode()
 def measure_caption_latency(model, pixels: torch.Tensor, setting: dict, warmup: int) -> dict[str, float]:
     """Batch-1 latency of ``generate()`` over the images ``pixels`` (N, C, H, W) after ``warmup``
     untimed images."""
-    for row in range(min(warmup, pixels.shape[0])):
-        model.generate(pixel_values=pixels[row : row + 1], **setting)
-    times = []
-    for row in range(pixels.shape[0]):
-        start = time.perf_counter()
-        model.generate(pixel_values=pixels[row : row + 1], **setting)
-        times.append(time.perf_counter() - start)
-    ms = np.asarray(times) * 1000.0
-    return {"median_ms": float(np.median(ms)), "p90_ms": float(np.percentile(ms, 90)), "n": len(times)}
+    inputs = [{"pixel_values": pixels[row : row + 1]} for row in range(pixels.shape[0])]
+    return measure_generate_latency(model, inputs, setting, warmup)
 
 
 def run_caption_benchmark(
@@ -107,7 +102,7 @@ def run_caption_benchmark(
         name = os.path.basename(os.path.dirname(os.path.normpath(path))) or path
         tokenizer = processor.tokenizer
         for setting in settings:
-            label = setting_label(setting, is_nat)
+            label = source_setting_label(setting, is_nat)
             print(f"[caption benchmark] {name} | {label}", file=sys.stderr, flush=True)
             latency = measure_caption_latency(model, pixels[splits[0]][:latency_images], setting, warmup)
             row = {
@@ -134,10 +129,7 @@ def run_caption_benchmark(
                 row[split] = {**scores, "images_per_s": len(hyps) / seconds, "seconds": seconds, "hyps_file": hyps_file}
             rows.append(row)
         del model
-    reference = next(r for r in rows if r["model_path"] == baseline and r["setting"] == {"num_beams": 1})
-    for r in rows:
-        r["speedup"] = reference["latency_ms_median"] / r["latency_ms_median"]
-        r["throughput_ratio"] = r[splits[0]]["images_per_s"] / reference[splits[0]]["images_per_s"]
+    add_speed_ratios(rows, baseline, splits[0], "images_per_s")
     results = {
         "metadata": {
             **environment("cpu", "float32", threads, command),
@@ -154,7 +146,7 @@ def run_caption_benchmark(
     }
     write_json_atomic(os.path.join(output_dir, "results.json"), results)
     write_text_atomic(os.path.join(output_dir, "results.md"), format_caption_markdown(results))
-    plot_bleu_vs_speedup(results, os.path.join(output_dir, "bleu_vs_speedup.png"))
+    plot_quality_vs_speedup(results, os.path.join(output_dir, "bleu_vs_speedup.png"), "bleu4", "BLEU-4")
     return results
 
 
@@ -187,30 +179,3 @@ def format_caption_markdown(results: dict[str, Any]) -> str:
         cells += [f"{r['throughput_ratio']:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def plot_bleu_vs_speedup(results: dict[str, Any], path: str) -> None:
-    """BLEU-4 on every split against batch-1 speed (× AR greedy, log axis), one marker per model."""
-    matplotlib = require("matplotlib", "the caption benchmark's BLEU-vs-speed plot")
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    splits = results["metadata"]["splits"]
-    fig, axes = plt.subplots(1, len(splits), figsize=(5 * len(splits), 4.5), sharey=True, squeeze=False)
-    for ax, split in zip(axes[0], splits):
-        for k, model in enumerate(dict.fromkeys(r["model"] for r in results["rows"])):
-            group = [r for r in results["rows"] if r["model"] == model]
-            speeds, scores = [r["speedup"] for r in group], [r[split]["bleu4"] for r in group]
-            ax.scatter(speeds, scores, marker="osD^v"[k % 5], label=model)
-            for r, x, y in zip(group, speeds, scores):
-                ax.annotate(r["label"], (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
-        ax.axvline(1.0, color="grey", lw=0.8, ls="--")
-        ax.set_xscale("log")
-        ax.set_xlabel("batch-1 speed vs AR greedy (×, log scale)")
-        ax.set_title(split)
-        ax.grid(alpha=0.3, which="both")
-    axes[0][0].set_ylabel("BLEU-4")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)

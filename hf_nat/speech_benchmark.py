@@ -24,8 +24,13 @@ from hf_nat.data.speech import SpeechCollator, load_speech_corpus, speech_featur
 from hf_nat.files import write_json_atomic, write_text_atomic
 from hf_nat.metrics import error_rates
 from hf_nat.models.nat_registry import family_of
-from hf_nat.optional import require
 from hf_nat.run_info import environment
+from hf_nat.source_benchmark import (
+    add_speed_ratios,
+    measure_generate_latency,
+    plot_quality_vs_speedup,
+    source_setting_label,
+)
 
 __all__ = ["load_speech_model", "measure_speech_latency", "run_speech_benchmark"]
 
@@ -48,28 +53,12 @@ def load_speech_model(path: str):
     return model, processor, fingerprint
 
 
-def _label(setting: dict[str, Any], is_nat: bool) -> str:
-    if not is_nat and "num_beams" in setting:
-        return "greedy" if setting["num_beams"] == 1 else f"beam{setting['num_beams']}"
-    if "max_iterations" in setting:
-        return f"T={setting['max_iterations']}"
-    return "one pass" if is_nat else "default"
-
-
-@torch.inference_mode()
 def measure_speech_latency(model, features: Sequence[np.ndarray], setting: dict, warmup: int) -> dict[str, float]:
     """Batch-1 latency of ``generate()`` over ``features`` after ``warmup`` untimed clips."""
     collate = SpeechCollator()
     batches = [collate([{"input_features": f, "labels": [0]}]) for f in features]
-    for batch in batches[:warmup]:
-        model.generate(input_features=batch["input_features"], attention_mask=batch["attention_mask"], **setting)
-    times = []
-    for batch in batches:
-        start = time.perf_counter()
-        model.generate(input_features=batch["input_features"], attention_mask=batch["attention_mask"], **setting)
-        times.append(time.perf_counter() - start)
-    ms = np.asarray(times) * 1000.0
-    return {"median_ms": float(np.median(ms)), "p90_ms": float(np.percentile(ms, 90)), "n": len(times)}
+    inputs = [{"input_features": b["input_features"], "attention_mask": b["attention_mask"]} for b in batches]
+    return measure_generate_latency(model, inputs, setting, warmup)
 
 
 def run_speech_benchmark(
@@ -107,7 +96,7 @@ def run_speech_benchmark(
         settings = list(family_of(model.config.model_type).benchmark_settings or [{}]) if is_nat else AR_SETTINGS
         name = os.path.basename(os.path.dirname(os.path.normpath(path))) or path
         for setting in settings:
-            label = _label(setting, is_nat)
+            label = source_setting_label(setting, is_nat)
             print(f"[speech benchmark] {name} | {label}", file=sys.stderr, flush=True)
             latency = measure_speech_latency(model, features[splits[0]][:latency_clips], setting, warmup)
             row = {
@@ -132,10 +121,7 @@ def run_speech_benchmark(
                 row[split] = {**scores, "clips_per_s": len(hyps) / seconds, "seconds": seconds, "hyps_file": hyps_file}
             rows.append(row)
         del model
-    reference = next(r for r in rows if r["model_path"] == baseline and r["setting"] == {"num_beams": 1})
-    for r in rows:
-        r["speedup"] = reference["latency_ms_median"] / r["latency_ms_median"]
-        r["throughput_ratio"] = r[splits[0]]["clips_per_s"] / reference[splits[0]]["clips_per_s"]
+    add_speed_ratios(rows, baseline, splits[0], "clips_per_s")
     results = {
         "metadata": {
             **environment("cpu", "float32", threads, command),
@@ -152,7 +138,7 @@ def run_speech_benchmark(
     }
     write_json_atomic(os.path.join(output_dir, "results.json"), results)
     write_text_atomic(os.path.join(output_dir, "results.md"), format_speech_markdown(results))
-    plot_wer_vs_speedup(results, os.path.join(output_dir, "wer_vs_speedup.png"))
+    plot_quality_vs_speedup(results, os.path.join(output_dir, "wer_vs_speedup.png"), "wer", "WER (%)")
     return results
 
 
@@ -181,30 +167,3 @@ def format_speech_markdown(results: dict[str, Any]) -> str:
         cells += [f"{r['throughput_ratio']:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def plot_wer_vs_speedup(results: dict[str, Any], path: str) -> None:
-    """WER on every split against batch-1 speed (× AR greedy, log axis), one marker per model."""
-    matplotlib = require("matplotlib", "the speech benchmark's WER-vs-speed plot")
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    splits = results["metadata"]["splits"]
-    fig, axes = plt.subplots(1, len(splits), figsize=(5 * len(splits), 4.5), sharey=True, squeeze=False)
-    for ax, split in zip(axes[0], splits):
-        for k, model in enumerate(dict.fromkeys(r["model"] for r in results["rows"])):
-            group = [r for r in results["rows"] if r["model"] == model]
-            speeds, wers = [r["speedup"] for r in group], [r[split]["wer"] for r in group]
-            ax.scatter(speeds, wers, marker="osD^v"[k % 5], label=model)
-            for r, x, y in zip(group, speeds, wers):
-                ax.annotate(r["label"], (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
-        ax.axvline(1.0, color="grey", lw=0.8, ls="--")
-        ax.set_xscale("log")
-        ax.set_xlabel("batch-1 speed vs AR greedy (×, log scale)")
-        ax.set_title(split)
-        ax.grid(alpha=0.3, which="both")
-    axes[0][0].set_ylabel("WER (%)")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
