@@ -5,7 +5,8 @@ One image with many right captions is the multi-modality a non-autoregressive de
 worst (it mixes them); the teacher's single caption per image removes it, as distillation does for
 translation (:mod:`hf_nat.distillation`). The result is an imagefolder corpus: the training split's
 images are hard-linked (copied across file systems) beside a ``metadata.jsonl`` of the teacher's
-captions, and the other splits keep their references, so validation and tests still score
+captions (an image the teacher gives an empty caption keeps its human ones, counted), and the
+other splits keep their references, so validation and tests still score
 against human captions. Each split is written to a temporary folder and moved into place whole;
 finished splits are kept when the command runs again.
 """
@@ -49,6 +50,7 @@ def distill_caption_corpus(
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     corpus = load_caption_corpus(data, [*splits, *copy_splits], image_column, caption_columns)
+    kept_human = {}
     for split in [*splits, *copy_splits]:
         if (out / split / "metadata.jsonl").is_file():
             continue
@@ -57,10 +59,13 @@ def distill_caption_corpus(
             with torch.inference_mode():
                 pixels = image_pixels(images, processor.image_processor)
                 captions = caption_pixels(model, processor.tokenizer, pixels, batch_size, num_beams=num_beams)
-            references = [[caption] for caption in captions]
+            # An image the teacher captions with nothing keeps its human captions rather than vanish.
+            kept_human[split] = sum(not caption for caption in captions)
+            references = [[caption] if caption else list(refs) for caption, refs in zip(captions, references)]
         _write_split(out / split, images, references)
     info = {"teacher": teacher, "teacher_fingerprint": fingerprint, "data": data, "splits": list(splits),
-            "copy_splits": list(copy_splits), "num_beams": num_beams}  # fmt: skip
+            "copy_splits": list(copy_splits), "num_beams": num_beams,
+            "empty_teacher_captions_kept_human": kept_human}  # fmt: skip
     write_json_atomic(str(out / "distillation_info.json"), info)
     return info
 

@@ -185,6 +185,30 @@ def test_caption_benchmark_writes_bleu_cider_and_speed_ratios(trained, corpus, t
     assert "BLEU-4 test_unseen_combination" in (tmp_path / "results.md").read_text()
 
 
+def test_distilled_corpus_has_the_teachers_caption_per_training_image_and_trains(trained, corpus, tmp_path):
+    from hf_nat.caption_distillation import distill_caption_corpus
+    from hf_nat.data.captions import load_caption_corpus
+
+    out = tmp_path / "distilled"
+    info = distill_caption_corpus(str(trained / "ar" / "best"), str(corpus), str(out), copy_splits=["validation"])
+    assert info["teacher_fingerprint"] and info["splits"] == ["train"]
+    original = load_caption_corpus(str(corpus), ["train", "validation"])
+    distilled = load_caption_corpus(str(out), ["train", "validation"])
+    assert len(distilled["train"]) == len(original["train"])
+    rows = zip(distilled["train"]["references"], original["train"]["references"])
+    human = [refs == list(theirs) for refs, theirs in rows]
+    assert sum(human) == info["empty_teacher_captions_kept_human"]["train"]  # the 4-update teacher says little
+    assert all(len(refs) == 1 for refs, kept in zip(distilled["train"]["references"], human) if not kept)
+    assert distilled["validation"]["references"] == original["validation"]["references"]
+    first = Image.open(distilled["train"]["image"][0])
+    assert first.tobytes() == Image.open(original["train"]["image"][0]).tobytes()
+    (out / "train" / "metadata.jsonl").write_text("")  # finished splits are kept on a second run
+    distill_caption_corpus(str(trained / "ar" / "best"), str(corpus), str(out), copy_splits=["validation"])
+    assert (out / "train" / "metadata.jsonl").read_text() == ""
+    with pytest.raises(ValueError, match="is a NAT model"):
+        distill_caption_corpus(str(trained / "cmlm" / "best"), str(corpus), str(tmp_path / "x"))
+
+
 CAPTION_EXPORT_CHECK = (
     LOAD_WITHOUT_HF_NAT.split("import torch\n", 1)[0]
     + r"""
