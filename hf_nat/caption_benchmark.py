@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,18 +23,10 @@ from hf_nat.data.images import caption_pixels, image_pixels
 from hf_nat.files import write_json_atomic, write_text_atomic
 from hf_nat.metrics import caption_scores
 from hf_nat.metrics.output_stats import repetition_rate
-from hf_nat.models.nat_registry import family_of
 from hf_nat.run_info import environment
-from hf_nat.source_benchmark import (
-    add_speed_ratios,
-    measure_generate_latency,
-    plot_quality_vs_speedup,
-    source_setting_label,
-)
+from hf_nat.source_benchmark import SourceTask, benchmark_rows, plot_quality_vs_speedup
 
-__all__ = ["load_caption_model", "measure_caption_latency", "run_caption_benchmark"]
-
-AR_SETTINGS = [{"num_beams": 1}, {"num_beams": 5}]
+__all__ = ["load_caption_model", "run_caption_benchmark"]
 
 
 def load_caption_model(path: str):
@@ -59,13 +49,6 @@ def load_caption_model(path: str):
     return model, processor, fingerprint
 
 
-def measure_caption_latency(model, pixels: torch.Tensor, setting: dict, warmup: int) -> dict[str, float]:
-    """Batch-1 latency of ``generate()`` over the images ``pixels`` (N, C, H, W) after ``warmup``
-    untimed images."""
-    inputs = [{"pixel_values": pixels[row : row + 1]} for row in range(pixels.shape[0])]
-    return measure_generate_latency(model, inputs, setting, warmup)
-
-
 def run_caption_benchmark(
     models: Sequence[str],
     baseline: str,
@@ -86,50 +69,24 @@ def run_caption_benchmark(
     torch.manual_seed(0)
     corpus = load_caption_corpus(data, splits)
     os.makedirs(output_dir, exist_ok=True)
-    paths = [baseline] + [m for m in models if os.path.realpath(m) != os.path.realpath(baseline)]
-    pixels: dict[str, torch.Tensor] = {}
-    rows: list[dict[str, Any]] = []
-    for index, path in enumerate(paths):
-        model, processor, fingerprint = load_caption_model(path)
-        is_nat = bool(getattr(model, "is_nat", False))
-        if index == 0 and is_nat:
-            raise ValueError(f"baseline {path} is a NAT model; it must be autoregressive")
-        if not pixels:  # every model reads the baseline's pixels: one image processor for the run
-            for split in splits:
-                images = corpus[split]["image"][:max_images] if max_images else corpus[split]["image"]
-                pixels[split] = image_pixels(images, processor.image_processor)
-        settings = list(family_of(model.config.model_type).benchmark_settings or [{}]) if is_nat else AR_SETTINGS
-        name = os.path.basename(os.path.dirname(os.path.normpath(path))) or path
-        tokenizer = processor.tokenizer
-        for setting in settings:
-            label = source_setting_label(setting, is_nat)
-            print(f"[caption benchmark] {name} | {label}", file=sys.stderr, flush=True)
-            latency = measure_caption_latency(model, pixels[splits[0]][:latency_images], setting, warmup)
-            row = {
-                "model": name,
-                "model_path": path,
-                "model_fingerprint": fingerprint,
-                "kind": "nat" if is_nat else "ar",
-                "setting": setting,
-                "label": label,
-                "latency_ms_median": latency["median_ms"],
-                "latency_ms_p90": latency["p90_ms"],
-                "latency_images": latency["n"],
-            }
-            for split in splits:
-                references = [list(r) for r in corpus[split]["references"][: pixels[split].shape[0]]]
-                start = time.perf_counter()
-                hyps = caption_pixels(model, tokenizer, pixels[split], batch_size, **setting)
-                seconds = time.perf_counter() - start
-                scores = caption_scores(hyps, references)
-                tokens = tokenizer(hyps, add_special_tokens=False)["input_ids"]
-                scores["repetition"] = 100 * repetition_rate(tokens, tokenizer.all_special_ids)
-                hyps_file = f"hyps_{name}_{label.replace(' ', '_').replace('=', '')}_{split}.txt"
-                write_text_atomic(os.path.join(output_dir, hyps_file), "".join(h + "\n" for h in hyps))
-                row[split] = {**scores, "images_per_s": len(hyps) / seconds, "seconds": seconds, "hyps_file": hyps_file}
-            rows.append(row)
-        del model
-    add_speed_ratios(rows, baseline, splits[0], "images_per_s")
+
+    def prepare(processor, split: str) -> torch.Tensor:
+        images = corpus[split]["image"][:max_images] if max_images else corpus[split]["image"]
+        return image_pixels(images, processor.image_processor)
+
+    def one_by_one(pixels: torch.Tensor) -> list[dict]:
+        return [{"pixel_values": pixels[row : row + 1]} for row in range(pixels.shape[0])]
+
+    def decode(model, processor, pixels, setting: dict) -> list[str]:
+        return caption_pixels(model, processor.tokenizer, pixels, batch_size, **setting)
+
+    def score(hyps: list[str], split: str, processor) -> dict:
+        scores = caption_scores(hyps, [list(r) for r in corpus[split]["references"][: len(hyps)]])
+        tokens = processor.tokenizer(hyps, add_special_tokens=False)["input_ids"]
+        return {**scores, "repetition": 100 * repetition_rate(tokens, processor.tokenizer.all_special_ids)}
+
+    task = SourceTask("caption", "images", load_caption_model, prepare, one_by_one, decode, score)
+    rows, pixels = benchmark_rows(task, models, baseline, splits, output_dir, latency_images, warmup)
     results = {
         "metadata": {
             **environment("cpu", "float32", threads, command),

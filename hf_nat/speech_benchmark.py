@@ -12,8 +12,6 @@ default to what its family declares (``Family.benchmark_settings``).
 from __future__ import annotations
 
 import os
-import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,18 +21,10 @@ import torch
 from hf_nat.data.speech import SpeechCollator, load_speech_corpus, speech_features, transcribe
 from hf_nat.files import write_json_atomic, write_text_atomic
 from hf_nat.metrics import error_rates
-from hf_nat.models.nat_registry import family_of
 from hf_nat.run_info import environment
-from hf_nat.source_benchmark import (
-    add_speed_ratios,
-    measure_generate_latency,
-    plot_quality_vs_speedup,
-    source_setting_label,
-)
+from hf_nat.source_benchmark import SourceTask, benchmark_rows, plot_quality_vs_speedup
 
-__all__ = ["load_speech_model", "measure_speech_latency", "run_speech_benchmark"]
-
-AR_SETTINGS = [{"num_beams": 1}, {"num_beams": 5}]
+__all__ = ["load_speech_model", "run_speech_benchmark"]
 
 
 def load_speech_model(path: str):
@@ -51,14 +41,6 @@ def load_speech_model(path: str):
     if not hasattr(processor, "feature_extractor"):
         raise ValueError(f"{path} holds no feature extractor (preprocessor/processor config); is it a speech model?")
     return model, processor, fingerprint
-
-
-def measure_speech_latency(model, features: Sequence[np.ndarray], setting: dict, warmup: int) -> dict[str, float]:
-    """Batch-1 latency of ``generate()`` over ``features`` after ``warmup`` untimed clips."""
-    collate = SpeechCollator()
-    batches = [collate([{"input_features": f, "labels": [0]}]) for f in features]
-    inputs = [{"input_features": b["input_features"], "attention_mask": b["attention_mask"]} for b in batches]
-    return measure_generate_latency(model, inputs, setting, warmup)
 
 
 def run_speech_benchmark(
@@ -81,47 +63,24 @@ def run_speech_benchmark(
     torch.manual_seed(0)
     corpus = load_speech_corpus(data, splits)
     os.makedirs(output_dir, exist_ok=True)
-    paths = [baseline] + [m for m in models if os.path.realpath(m) != os.path.realpath(baseline)]
-    features: dict[str, list[np.ndarray]] = {}
-    rows: list[dict[str, Any]] = []
-    for index, path in enumerate(paths):
-        model, processor, fingerprint = load_speech_model(path)
-        is_nat = bool(getattr(model, "is_nat", False))
-        if index == 0 and is_nat:
-            raise ValueError(f"baseline {path} is a NAT model; it must be autoregressive")
-        if not features:  # every model reads the baseline's features: one extractor config for the run
-            for split in splits:
-                clips = corpus[split]["audio"][:max_clips] if max_clips else corpus[split]["audio"]
-                features[split] = speech_features(clips, processor.feature_extractor)
-        settings = list(family_of(model.config.model_type).benchmark_settings or [{}]) if is_nat else AR_SETTINGS
-        name = os.path.basename(os.path.dirname(os.path.normpath(path))) or path
-        for setting in settings:
-            label = source_setting_label(setting, is_nat)
-            print(f"[speech benchmark] {name} | {label}", file=sys.stderr, flush=True)
-            latency = measure_speech_latency(model, features[splits[0]][:latency_clips], setting, warmup)
-            row = {
-                "model": name,
-                "model_path": path,
-                "model_fingerprint": fingerprint,
-                "kind": "nat" if is_nat else "ar",
-                "setting": setting,
-                "label": label,
-                "latency_ms_median": latency["median_ms"],
-                "latency_ms_p90": latency["p90_ms"],
-                "latency_clips": latency["n"],
-            }
-            for split in splits:
-                references = list(corpus[split]["target"][: len(features[split])])
-                start = time.perf_counter()
-                hyps = transcribe(model, processor.tokenizer, features[split], batch_size, **setting)
-                seconds = time.perf_counter() - start
-                scores = error_rates(hyps, references)
-                hyps_file = f"hyps_{name}_{label.replace(' ', '_').replace('=', '')}_{split}.txt"
-                write_text_atomic(os.path.join(output_dir, hyps_file), "".join(h + "\n" for h in hyps))
-                row[split] = {**scores, "clips_per_s": len(hyps) / seconds, "seconds": seconds, "hyps_file": hyps_file}
-            rows.append(row)
-        del model
-    add_speed_ratios(rows, baseline, splits[0], "clips_per_s")
+
+    def prepare(processor, split: str) -> list[np.ndarray]:
+        clips = corpus[split]["audio"][:max_clips] if max_clips else corpus[split]["audio"]
+        return speech_features(clips, processor.feature_extractor)
+
+    def one_by_one(features: list[np.ndarray]) -> list[dict]:
+        collate = SpeechCollator()
+        batches = [collate([{"input_features": f, "labels": [0]}]) for f in features]
+        return [{"input_features": b["input_features"], "attention_mask": b["attention_mask"]} for b in batches]
+
+    def decode(model, processor, features, setting: dict) -> list[str]:
+        return transcribe(model, processor.tokenizer, features, batch_size, **setting)
+
+    def score(hyps: list[str], split: str, processor) -> dict:
+        return error_rates(hyps, list(corpus[split]["target"][: len(hyps)]))
+
+    task = SourceTask("speech", "clips", load_speech_model, prepare, one_by_one, decode, score)
+    rows, features = benchmark_rows(task, models, baseline, splits, output_dir, latency_clips, warmup)
     results = {
         "metadata": {
             **environment("cpu", "float32", threads, command),
