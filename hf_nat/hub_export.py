@@ -503,45 +503,11 @@ def render_speech_model_card(
     from transformers import AutoFeatureExtractor
 
     extractor = AutoFeatureExtractor.from_pretrained(model_dir)
-    meta = (results or {}).get("metadata", {}) if rows else {}
-    args = (training_summary or {}).get("args") or {}
-    data = meta.get("data") or args.get("data")
-    name = dataset_name or (os.path.basename(os.path.normpath(data)) if data else None)
-    synthetic = bool(data) and os.path.isfile(os.path.join(data, "corpus_info.json"))
-    dataset = {"type": name or "unknown", "name": name or "unknown", "known": name is not None}
-    splits = meta.get("splits", [])
-    mismatch = results_mismatch(rows, fingerprint) if rows else None
-    measured = measured_models(rows)
-    provenance = {"this_model": mismatch is None, "measured": measured}
-    evals = []
-    if rows and mismatch is None:
-        for row in rows:
-            for split in splits:
-                for metric in ("wer", "cer"):
-                    evals.append(
-                        EvalResult(
-                            task_type="automatic-speech-recognition",
-                            task_name="Speech recognition",
-                            dataset_type=dataset["type"],
-                            dataset_name=dataset["name"],
-                            dataset_split=split,
-                            metric_type=metric,
-                            metric_name=f"{metric.upper()} ({row['label']})",
-                            metric_value=row[split][metric],
-                        )
-                    )
-    card_data = ModelCardData(
-        language=["en"],
-        license="apache-2.0",
-        library_name="transformers",
-        pipeline_tag="automatic-speech-recognition",
-        tags=["automatic-speech-recognition", "non-autoregressive", "hf_nat", model.config.model_type],
-        datasets=[dataset["type"]] if dataset["known"] else None,
-        metrics=["wer", "cer"] if evals else None,
-        model_name=model_name if evals else None,
-        eval_results=evals or None,
-    )
-    baseline = [r for r in (results or {}).get("rows", []) if r.get("kind") == "ar"] if rows else []
+    parts = _source_card_parts(
+        model, fingerprint, rows, results, training_summary, model_name, dataset_name,
+        "automatic-speech-recognition", "Speech recognition", [("wer", "WER"), ("cer", "CER")],
+        ["automatic-speech-recognition"],
+    )  # fmt: skip
     hop_seconds = extractor.sampling_rate and getattr(extractor, "hop_length", 160) / extractor.sampling_rate
     facts = dict(
         _model_facts(model),
@@ -550,22 +516,8 @@ def render_speech_model_card(
         sampling_rate=extractor.sampling_rate,
         max_seconds=f"{model.max_source_positions() * (hop_seconds or 0.01):.1f}",
     )
-    return ModelCard.from_template(
-        card_data,
-        template_path=str(SPEECH_CARD_TEMPLATE),
-        model_name=model_name,
-        repo_id=repo_id or f"path/to/{model_name}",
-        dataset=dataset,
-        synthetic=synthetic,
-        model=facts,
-        has_results=bool(rows),
-        provenance=provenance,
-        splits=splits,
-        table=[_speech_table_row(r, splits) for r in [*baseline, *rows]],
-        meta=meta,
-        device=meta.get("cpu"),
-        recipe=_recipe(training_summary),
-        transformers_version=transformers.__version__,
+    return _render_source_card(
+        SPEECH_CARD_TEMPLATE, parts, facts, rows, _speech_table_row, model_name, repo_id, training_summary
     )
 
 
@@ -585,44 +537,11 @@ def render_caption_model_card(
     and repetition per test split and speed ratios from a captioning benchmark's ``results`` (only
     rows of this fingerprint go into ``model-index``), the training recipe and limitations. No
     number appears that is not in ``results``."""
-    meta = (results or {}).get("metadata", {}) if rows else {}
-    args = (training_summary or {}).get("args") or {}
-    data = meta.get("data") or args.get("data")
-    name = dataset_name or (os.path.basename(os.path.normpath(data)) if data else None)
-    synthetic = bool(data) and os.path.isfile(os.path.join(data, "corpus_info.json"))
-    dataset = {"type": name or "unknown", "name": name or "unknown", "known": name is not None}
-    splits = meta.get("splits", [])
-    mismatch = results_mismatch(rows, fingerprint) if rows else None
-    provenance = {"this_model": mismatch is None, "measured": measured_models(rows)}
-    evals = []
-    if rows and mismatch is None:
-        for row in rows:
-            for split in splits:
-                for metric, title in (("bleu4", "BLEU-4"), ("cider", "CIDEr")):
-                    evals.append(
-                        EvalResult(
-                            task_type="image-to-text",
-                            task_name="Image captioning",
-                            dataset_type=dataset["type"],
-                            dataset_name=dataset["name"],
-                            dataset_split=split,
-                            metric_type=metric,
-                            metric_name=f"{title} ({row['label']})",
-                            metric_value=row[split][metric],
-                        )
-                    )
-    card_data = ModelCardData(
-        language=["en"],
-        license="apache-2.0",
-        library_name="transformers",
-        pipeline_tag="image-to-text",
-        tags=["image-to-text", "image-captioning", "non-autoregressive", "hf_nat", model.config.model_type],
-        datasets=[dataset["type"]] if dataset["known"] else None,
-        metrics=["bleu", "cider"] if evals else None,
-        model_name=model_name if evals else None,
-        eval_results=evals or None,
-    )
-    baseline = [r for r in (results or {}).get("rows", []) if r.get("kind") == "ar"] if rows else []
+    parts = _source_card_parts(
+        model, fingerprint, rows, results, training_summary, model_name, dataset_name,
+        "image-to-text", "Image captioning", [("bleu4", "BLEU-4"), ("cider", "CIDEr")],
+        ["image-to-text", "image-captioning"],
+    )  # fmt: skip
     vision = model.config.vision_config
     facts = dict(
         _model_facts(model),
@@ -632,31 +551,101 @@ def render_caption_model_card(
         image_size=vision.get("image_size", "?"),
         patch_size=vision.get("patch_size", "?"),
     )
-    table = [
-        {
-            "model": r["model"] + (" (AR baseline)" if r["kind"] == "ar" else ""),
-            "label": r["label"],
-            "scores": {s: {k: _fmt(r[s][k]) for k in ("bleu4", "cider", "repetition")} for s in splits},
-            "latency": _fmt(r["latency_ms_median"], 1),
-            "speedup": _fmt(r.get("speedup")),
-            "throughput": _fmt(r.get("throughput_ratio")),
-        }
-        for r in [*baseline, *rows]
+    return _render_source_card(
+        CAPTION_CARD_TEMPLATE, parts, facts, rows, _caption_table_row, model_name, repo_id, training_summary
+    )
+
+
+def _caption_table_row(row: dict, splits: Sequence[str]) -> dict:
+    return {
+        "model": row["model"] + (" (AR baseline)" if row["kind"] == "ar" else ""),
+        "label": row["label"],
+        "scores": {s: {k: _fmt(row[s][k]) for k in ("bleu4", "cider", "repetition")} for s in splits},
+        "latency": _fmt(row["latency_ms_median"], 1),
+        "speedup": _fmt(row.get("speedup")),
+        "throughput": _fmt(row.get("throughput_ratio")),
+    }
+
+
+def _source_card_parts(
+    model,
+    fingerprint: str,
+    rows: Sequence[dict],
+    results: dict | None,
+    training_summary: dict | None,
+    model_name: str,
+    dataset_name: str | None,
+    pipeline_tag: str,
+    task_name: str,
+    metrics: Sequence[tuple[str, str]],
+    tags: Sequence[str],
+) -> dict:
+    """What the speech and captioning cards share: the benchmark's metadata, the dataset (and
+    whether it is one of our synthetic corpora), splits, provenance, the ``model-index`` entries of
+    ``metrics`` ((key, title) pairs; only rows of this fingerprint), the card data and the AR rows."""
+    meta = (results or {}).get("metadata", {}) if rows else {}
+    args = (training_summary or {}).get("args") or {}
+    data = meta.get("data") or args.get("data")
+    name = dataset_name or (os.path.basename(os.path.normpath(data)) if data else None)
+    dataset = {"type": name or "unknown", "name": name or "unknown", "known": name is not None}
+    splits = meta.get("splits", [])
+    mismatch = results_mismatch(rows, fingerprint) if rows else None
+    evals = [
+        EvalResult(
+            task_type=pipeline_tag,
+            task_name=task_name,
+            dataset_type=dataset["type"],
+            dataset_name=dataset["name"],
+            dataset_split=split,
+            metric_type=key,
+            metric_name=f"{title} ({row['label']})",
+            metric_value=row[split][key],
+        )
+        for row in (rows if mismatch is None else [])
+        for split in splits
+        for key, title in metrics
     ]
+    card_data = ModelCardData(
+        language=["en"],
+        license="apache-2.0",
+        library_name="transformers",
+        pipeline_tag=pipeline_tag,
+        tags=[*tags, "non-autoregressive", "hf_nat", model.config.model_type],
+        datasets=[dataset["type"]] if dataset["known"] else None,
+        metrics=[key for key, _ in metrics] if evals else None,
+        model_name=model_name if evals else None,
+        eval_results=evals or None,
+    )
+    return {
+        "meta": meta,
+        "dataset": dataset,
+        "synthetic": bool(data) and os.path.isfile(os.path.join(data, "corpus_info.json")),
+        "splits": splits,
+        "provenance": {"this_model": mismatch is None, "measured": measured_models(rows)},
+        "card_data": card_data,
+        "baseline": [r for r in (results or {}).get("rows", []) if r.get("kind") == "ar"] if rows else [],
+    }
+
+
+def _render_source_card(
+    template: Path, parts: dict, facts: dict, rows, table_row, model_name: str, repo_id, training_summary
+) -> ModelCard:
+    """A speech or captioning card from ``template``, the shared ``parts`` and the model's ``facts``."""
+    splits = parts["splits"]
     return ModelCard.from_template(
-        card_data,
-        template_path=str(CAPTION_CARD_TEMPLATE),
+        parts["card_data"],
+        template_path=str(template),
         model_name=model_name,
         repo_id=repo_id or f"path/to/{model_name}",
-        dataset=dataset,
-        synthetic=synthetic,
+        dataset=parts["dataset"],
+        synthetic=parts["synthetic"],
         model=facts,
         has_results=bool(rows),
-        provenance=provenance,
+        provenance=parts["provenance"],
         splits=splits,
-        table=table,
-        meta=meta,
-        device=meta.get("cpu"),
+        table=[table_row(r, splits) for r in [*parts["baseline"], *rows]],
+        meta=parts["meta"],
+        device=parts["meta"].get("cpu"),
         recipe=_recipe(training_summary),
         transformers_version=transformers.__version__,
     )
